@@ -1,0 +1,9 @@
+"""seq2seq: recurrent encoder-decoders with attention, trained and searched fast and safely."""
+
+from seq2seq.config import Recipe, load_recipe
+from seq2seq.errors import UserError
+from seq2seq.model import Seq2Seq, build_model
+from seq2seq.translator import Translator
+
+__all__ = ["Recipe", "load_recipe", "UserError", "Seq2Seq", "build_model", "Translator"]
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Console commands: one small file per command."""

@@ -1,0 +1,58 @@
+"""seq2seq-evaluate MODEL_DIR --src F --ref F [--beam-size N] [--json]: sacreBLEU BLEU and chrF."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from seq2seq.cli.common import run, write_output
+from seq2seq.cli.translate import check_sizes
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seq2seq-evaluate",
+                                description="Translate --src and score it against --ref.")
+    p.add_argument("model_dir")
+    p.add_argument("--src", required=True, help="source file, one sentence per line")
+    p.add_argument("--ref", required=True, help="reference file, line i translating line i")
+    p.add_argument("--beam-size", type=int, help="1 for greedy; default from the recipe")
+    p.add_argument("--batch-size", type=int, help="sentences per batch")
+    p.add_argument("--output", help="also write the translations here")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def main(argv) -> int:
+    args = parser().parse_args(argv)
+    check_sizes(args)
+    from pathlib import Path
+
+    from seq2seq.data import check_parallel, read_lines
+    from seq2seq.metrics import bleu, chrf
+    from seq2seq.translator import Translator
+    check_parallel(Path(args.src), Path(args.ref))
+    translator = Translator.load(args.model_dir, args.device)
+    src, refs = read_lines(Path(args.src)), read_lines(Path(args.ref))
+    beam = args.beam_size or translator.recipe.decoding.beam_size
+    hyps = translator.translate(src, beam, args.batch_size, progress=len(src) > 500)
+    if args.output:
+        write_output(hyps, args.output)
+    b, b_sig = bleu(hyps, refs)
+    c, c_sig = chrf(hyps, refs)
+    result = {"bleu": round(b, 2), "chrf": round(c, 2), "bleu_signature": b_sig,
+              "chrf_signature": c_sig, "beam_size": beam, "sentences": len(src)}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"BLEU {b:.2f}  ({b_sig})\nchrF {c:.2f}  ({c_sig})")
+    return 0
+
+
+def entry() -> None:
+    run(main)
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,43 @@
+"""seq2seq-train RECIPE --model-dir DIR [key.path=value ...] [--resume | --overwrite]"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from seq2seq.cli.common import run
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seq2seq-train", description="Train a model from a YAML recipe.")
+    p.add_argument("recipe", help="YAML recipe file")
+    p.add_argument("overrides", nargs="*", help="recipe values as key.path=value")
+    p.add_argument("--model-dir", required=True, help="where the model directory is written")
+    p.add_argument("--resume", action="store_true", help="continue the run in --model-dir")
+    p.add_argument("--overwrite", action="store_true", help="replace the model in --model-dir")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def main(argv) -> int:
+    args = parser().parse_intermixed_args(argv)
+    from seq2seq.config import load_recipe
+    from seq2seq.experiment import train
+    recipe = load_recipe(args.recipe, args.overrides)
+    trainer = train(recipe, Path(args.model_dir), resume=args.resume, overwrite=args.overwrite)
+    import resource
+    p = trainer.progress
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    rate = trainer.train_tokens / max(trainer.train_seconds, 1e-9)
+    print(f"done: {p.step} steps; training {trainer.train_seconds / 60:.1f} min at {rate:.0f} target "
+          f"tokens/s; peak memory {peak:.2f} GiB; best validation BLEU {p.best_score:.2f}; "
+          f"model in {args.model_dir}")
+    return 0
+
+
+def entry() -> None:
+    run(main)
+
+
+if __name__ == "__main__":
+    entry()

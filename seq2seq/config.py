@@ -1,0 +1,291 @@
+"""Recipes: frozen dataclasses that hold every default, loaded from YAML with strict checking.
+
+A recipe lists only what it changes. Every unknown key, wrong type or out-of-range value is
+collected (not just the first) and reported with its key path, the nearest valid name and the
+allowed values, before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from seq2seq.errors import UserError
+
+Cell = Literal["rnn", "gru", "lstm"]
+
+
+def _range(lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> dict:
+    return {"lo": lo, "hi": hi, "lo_open": lo_open}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dir: str = "data"  # folder holding the parallel files <prefix>.<lang>
+    src: str = "src"  # source file suffix (language code)
+    tgt: str = "tgt"  # target file suffix
+    train: str = "train"  # prefix of the training files
+    valid: str = "valid"  # prefix of the validation files
+    test: tuple[str, ...] = ()  # prefixes scored by the recipe scripts
+    max_length: int = field(default=100, metadata=_range(1))  # tokens per side after subwords
+    long_lines: Literal["truncate", "skip"] = "truncate"  # what to do with longer sentences
+    empty_lines: Literal["skip", "error"] = "skip"  # pairs with an empty side
+
+
+@dataclass(frozen=True)
+class VocabConfig:
+    model_type: Literal["unigram", "bpe", "char", "word"] = "unigram"  # sentencepiece algorithm
+    size: int = field(default=8000, metadata=_range(8))  # pieces per model
+    joint: bool = True  # one model for source and target
+    character_coverage: float = field(default=1.0, metadata=_range(0.5, 1.0))
+    max_sentences: int = field(default=200_000, metadata=_range(1))  # sentences used to train
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    cell: Cell = "gru"
+    hidden_size: int = field(default=256, metadata=_range(1))  # per direction
+    num_layers: int = field(default=1, metadata=_range(1))
+    bidirectional: bool = True
+    dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))  # on inputs and outputs
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    type: Literal["bahdanau", "dot", "general", "concat"] = "bahdanau"
+    hidden_size: int = field(default=0, metadata=_range(0))  # score layer width; 0: decoder size
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    cell: Cell = "gru"
+    hidden_size: int = field(default=512, metadata=_range(1))
+    num_layers: int = field(default=1, metadata=_range(1))
+    dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    input_feeding: bool = True  # feed the last attentional vector to the next step
+    init: Literal["bridge", "last", "zero"] = "bridge"  # initial state from the encoder
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    embedding_size: int = field(default=256, metadata=_range(1))
+    embedding_dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    encoder: EncoderConfig = EncoderConfig()
+    attention: AttentionConfig = AttentionConfig()
+    decoder: DecoderConfig = DecoderConfig()
+    tie_output: bool = False  # output layer shares the target embedding matrix
+    share_embeddings: bool = False  # source and target share one embedding (joint vocab)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = field(default=1e-3, metadata=_range(0.0, lo_open=True))
+    weight_decay: float = field(default=0.0, metadata=_range(0.0))
+    momentum: float = field(default=0.0, metadata=_range(0.0, 1.0))  # sgd only
+    clip_norm: float = field(default=1.0, metadata=_range(0.0))  # 0 disables
+    clip_value: float = field(default=0.0, metadata=_range(0.0))  # 0 disables
+    label_smoothing: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    teacher_forcing: float = field(default=1.0, metadata=_range(0.0, 1.0))  # ratio of gold inputs
+    batch_type: Literal["tokens", "sentences"] = "tokens"
+    batch_size: int = field(default=1000, metadata=_range(1))  # padded tokens or sentences
+    epochs: int = field(default=10, metadata=_range(1))
+    max_steps: int = field(default=0, metadata=_range(0))  # 0: no limit
+    scheduler: Literal["none", "plateau", "warmup"] = "none"
+    plateau_factor: float = field(default=0.5, metadata=_range(0.0, 1.0, lo_open=True))
+    plateau_patience: int = field(default=1, metadata=_range(0))  # validations without gain
+    min_lr: float = field(default=1e-6, metadata=_range(0.0))
+    warmup_steps: int = field(default=1000, metadata=_range(1))  # then inverse square root
+    validate_every: int = field(default=0, metadata=_range(0))  # steps; 0: once per epoch
+    patience: int = field(default=0, metadata=_range(0))  # early stop; 0: never
+    log_every: int = field(default=100, metadata=_range(1))
+    seed: int = 1
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    autocast: bool = True  # bf16 autocast on CUDA
+    threads: int = field(default=0, metadata=_range(0))  # CPU threads; 0: all cores
+
+
+@dataclass(frozen=True)
+class DecodingConfig:
+    beam_size: int = field(default=5, metadata=_range(1))  # 1: greedy
+    length_penalty: float = field(default=1.0, metadata=_range(0.0))  # GNMT alpha
+    max_length_ratio: float = field(default=1.5, metadata=_range(0.0, lo_open=True))
+    max_length_offset: int = field(default=10, metadata=_range(0))  # max = ratio * S + offset
+    nbest: int = field(default=1, metadata=_range(1))
+    batch_size: int = field(default=64, metadata=_range(1))  # sentences
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str = "recipe"
+    data: DataConfig = DataConfig()
+    vocab: VocabConfig = VocabConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    decoding: DecodingConfig = DecodingConfig()
+
+
+# ---------------------------------------------------------------- building from plain data
+
+
+def _allowed(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if typing.get_origin(tp) is tuple:
+        return "a list of strings"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        tp, str(tp)
+    )
+
+
+def _coerce(value: Any, tp: Any, key: str, meta: dict, errors: list[str]) -> Any:
+    origin = typing.get_origin(tp)
+    ok = True
+    if origin is Literal:
+        ok = value in typing.get_args(tp)
+        if not ok and isinstance(value, str):
+            near = difflib.get_close_matches(value, [str(a) for a in typing.get_args(tp)], 1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            errors.append(f"{key}: {value!r} is not allowed{hint} (allowed: {_allowed(tp)})")
+            return None
+    elif origin is tuple:
+        if isinstance(value, str):
+            value = (value,)
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+        value = tuple(value) if ok else value
+    elif tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif tp is str:
+        ok = isinstance(value, (str, int, float)) and not isinstance(value, bool)
+        value = str(value) if ok else value
+    if not ok:
+        errors.append(f"{key}: expected {_allowed(tp)}, got {value!r}")
+        return None
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and (value < lo or (meta.get("lo_open") and value == lo)):
+        op = ">" if meta.get("lo_open") else ">="
+        errors.append(f"{key}: {value!r} is out of range (must be {op} {lo}" +
+                      (f" and <= {hi})" if hi is not None else ")"))
+    elif hi is not None and value > hi:
+        errors.append(f"{key}: {value!r} is out of range (must be between {lo} and {hi})")
+    return value
+
+
+def _build(cls: type, raw: Any, path: str, errors: list[str]) -> Any:
+    where = path or "the recipe"
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        errors.append(f"{where}: expected a mapping of keys, got {raw!r}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in raw.items():
+        full = f"{path}.{key}" if path else str(key)
+        if key not in fields:
+            near = difflib.get_close_matches(str(key), fields, 1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            errors.append(f"{full}: unknown key; {hint}(valid keys: {', '.join(fields)})")
+            continue
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            values[key] = _build(tp, value, full, errors)
+        else:
+            values[key] = _coerce(value, tp, full, dict(fields[key].metadata), errors)
+    return cls(**{k: v for k, v in values.items() if v is not None})
+
+
+def _check(recipe: Recipe, errors: list[str]) -> None:
+    m = recipe.model
+    if m.decoder.init == "last":
+        enc_out = m.encoder.hidden_size * (2 if m.encoder.bidirectional else 1)
+        if enc_out != m.decoder.hidden_size:
+            errors.append(f"model.decoder.init: 'last' needs decoder.hidden_size ({m.decoder.hidden_size})"
+                          f" equal to the encoder output size ({enc_out}); use 'bridge'")
+    if m.tie_output and m.embedding_size != m.decoder.hidden_size:
+        errors.append(f"model.tie_output: needs model.embedding_size ({m.embedding_size}) equal to "
+                      f"model.decoder.hidden_size ({m.decoder.hidden_size})")
+    if m.share_embeddings and not recipe.vocab.joint:
+        errors.append("model.share_embeddings: needs vocab.joint: true")
+    if recipe.decoding.nbest > recipe.decoding.beam_size:
+        errors.append(f"decoding.nbest: {recipe.decoding.nbest} is out of range (must be <= "
+                      f"decoding.beam_size, {recipe.decoding.beam_size})")
+
+
+def recipe_from_dict(raw: Any, source: str = "recipe") -> Recipe:
+    """Build and check a Recipe from plain data; all problems are reported together."""
+    errors: list[str] = []
+    recipe = _build(Recipe, raw, "", errors)
+    if not errors:
+        _check(recipe, errors)
+    if errors:
+        raise UserError(f"{source}: " + "; ".join(errors))
+    return recipe
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`training.lr=3e-4` -> (['training', 'lr'], 0.0003); values are read as YAML scalars."""
+    if "=" not in text:
+        raise UserError(f"override {text!r}: expected key.path=value")
+    key, _, value = text.partition("=")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip().split("."), parsed
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = raw
+        for k in keys[:-1]:
+            if not isinstance(node.get(k), dict):
+                node[k] = {}
+            node = node[k]
+        node[keys[-1]] = value
+    return raw
+
+
+def read_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: recipe file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read recipe ({e.__class__.__name__}: {e})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"{path}:{line} malformed YAML: {problem}") from None
+
+
+def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
+    """Read a YAML recipe, apply `key.path=value` overrides and check everything."""
+    raw = read_yaml(path)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: a recipe must be a mapping of sections, got {type(raw).__name__}")
+    return recipe_from_dict(apply_overrides(raw, list(overrides)), str(path))
+
+
+def to_dict(recipe: Recipe) -> dict:
+    """Plain data for JSON; tuples become lists."""
+    return dataclasses.asdict(recipe)

@@ -1,0 +1,199 @@
+"""Parallel text: checked reading, an Arrow-backed corpus (datasets), token-budget batches.
+
+Every pair is kept in the Arrow table with a status (ok, empty, too long); batches draw only from
+the usable ones, and the counts are reported from the same table, so they survive the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+
+from seq2seq.config import DataConfig
+from seq2seq.errors import UserError
+from seq2seq.vocab import BOS, EOS, PAD, Vocab
+
+OK, EMPTY, TOO_LONG, TRUNCATED = 0, 1, 2, 3
+
+
+def iter_lines(path: Path):
+    """Yield (line_number, text) of a UTF-8 file; bad bytes are an error naming the line."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    with f:
+        for number, raw in enumerate(f, 1):
+            try:
+                yield number, raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as e:
+                raise UserError(f"{path}:{number}: bytes are not UTF-8 ({e.reason} at byte "
+                                f"{e.start})") from None
+
+
+def read_lines(path: Path) -> list[str]:
+    """All lines of a UTF-8 text file (an empty file is an error)."""
+    lines = [text for _, text in iter_lines(Path(path))]
+    if not lines:
+        raise UserError(f"{path}: file is empty")
+    return lines
+
+
+def check_parallel(src: Path, tgt: Path) -> int:
+    """Both files readable, UTF-8, non-empty and of equal line count; returns that count."""
+    counts = []
+    for path in (src, tgt):
+        n = 0
+        for n, _ in iter_lines(path):
+            pass
+        if n == 0:
+            raise UserError(f"{path}: file is empty")
+        counts.append(n)
+    if counts[0] != counts[1]:
+        raise UserError(f"{src} has {counts[0]} lines but {tgt} has {counts[1]}: "
+                        "parallel files must pair line i with line i")
+    return counts[0]
+
+
+def _fingerprint(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _generate(src, tgt, src_spm, tgt_spm, max_length, long_lines, chunk=2000, **_):
+    src_vocab, tgt_vocab = Vocab(src_spm), Vocab(tgt_spm)
+    pairs = zip(iter_lines(Path(src)), iter_lines(Path(tgt)))
+    while True:
+        block = [(s, t) for (_, s), (_, t) in (p for _, p in zip(range(chunk), pairs))]
+        if not block:
+            return
+        src_ids = src_vocab.encode([s for s, _ in block])
+        tgt_ids = tgt_vocab.encode([t for _, t in block])
+        for (s, t), a, b in zip(block, src_ids, tgt_ids):
+            status = OK
+            if not s.strip() or not t.strip():
+                status = EMPTY
+            elif len(a) > max_length or len(b) > max_length:
+                status = TOO_LONG if long_lines == "skip" else TRUNCATED
+                a, b = a[:max_length], b[:max_length]
+            yield {"src": a, "tgt": b, "status": status}
+
+
+@dataclass
+class Corpus:
+    """Tokenised pairs in an Arrow table, plus the lengths the batcher needs."""
+
+    table: datasets.Dataset
+    usable: np.ndarray  # indices of pairs that may be trained on
+    src_lengths: np.ndarray  # (N,) over all pairs
+    tgt_lengths: np.ndarray
+
+    def stats(self) -> dict[str, int]:
+        status = np.asarray(self.table["status"])
+        return {"pairs": len(status), "used": int((status == OK).sum() + (status == TRUNCATED).sum()),
+                "empty_skipped": int((status == EMPTY).sum()),
+                "too_long_skipped": int((status == TOO_LONG).sum()),
+                "truncated": int((status == TRUNCATED).sum())}
+
+    def pairs(self, indices) -> tuple[list[list[int]], list[list[int]]]:
+        rows = self.table[list(map(int, indices))]
+        return rows["src"], rows["tgt"]
+
+
+def load_corpus(src: Path, tgt: Path, src_vocab: Vocab, tgt_vocab: Vocab, cfg: DataConfig) -> Corpus:
+    """Check, tokenise and cache a parallel corpus (Arrow, so it need not fit in memory)."""
+    check_parallel(src, tgt)
+    kwargs = dict(src=str(src), tgt=str(tgt), src_spm=str(src_vocab.path), tgt_spm=str(tgt_vocab.path),
+                  max_length=cfg.max_length, long_lines=cfg.long_lines,
+                  key="|".join([_fingerprint(src), _fingerprint(tgt),  # (lists would be sharded)
+                                hashlib.sha256(src_vocab.path.read_bytes()).hexdigest(),
+                                hashlib.sha256(tgt_vocab.path.read_bytes()).hexdigest()]))
+    datasets.disable_progress_bars()
+    features = datasets.Features({"src": datasets.Sequence(datasets.Value("int32")),
+                                  "tgt": datasets.Sequence(datasets.Value("int32")),
+                                  "status": datasets.Value("int8")})
+    table = datasets.Dataset.from_generator(_generate, features=features, gen_kwargs=kwargs)
+    status = np.asarray(table["status"])
+    if cfg.empty_lines == "error" and (status == EMPTY).any():
+        line = int(np.argmax(status == EMPTY)) + 1
+        raise UserError(f"{src} / {tgt}:{line}: empty line (data.empty_lines is 'error')")
+    src_len = np.fromiter((len(x) for x in table["src"]), dtype=np.int64, count=len(table))
+    tgt_len = np.fromiter((len(x) for x in table["tgt"]), dtype=np.int64, count=len(table))
+    usable = np.flatnonzero((status == OK) | (status == TRUNCATED))
+    if len(usable) == 0:
+        raise UserError(f"{src} / {tgt}: no usable sentence pairs (all empty or too long)")
+    return Corpus(table, usable, src_len, tgt_len)
+
+
+# ---------------------------------------------------------------- batching
+
+
+def make_batches(indices: np.ndarray, src_lengths: np.ndarray, tgt_lengths: np.ndarray,
+                 batch_size: int, batch_type: str, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    """Group sentence indices into batches of similar length (little padding).
+
+    With `rng`, lengths are sorted with random tie-breaking and the batch order is shuffled;
+    without, batches follow length order. A token budget counts padded tokens of the longer side
+    (+1 for BOS/EOS), so a batch costs about the same whatever its lengths.
+    """
+    if len(indices) == 0:
+        return []
+    src_l, tgt_l = src_lengths[indices], tgt_lengths[indices]
+    noise = rng.random(len(indices)) if rng is not None else np.zeros(len(indices))
+    order = indices[np.lexsort((noise, src_l, tgt_l))]
+    batches, start, longest = [], 0, 0
+    for i, idx in enumerate(order):
+        longest_new = max(longest, int(src_lengths[idx]), int(tgt_lengths[idx]) + 1)
+        n = i - start + 1
+        cost = n * longest_new if batch_type == "tokens" else n
+        if cost > batch_size and n > 1:
+            batches.append(order[start:i])
+            start, longest_new = i, max(int(src_lengths[idx]), int(tgt_lengths[idx]) + 1)
+        longest = longest_new
+    batches.append(order[start:])
+    if rng is not None:
+        rng.shuffle(batches)
+    return batches
+
+
+@dataclass
+class Batch:
+    """Padded tensors of one batch. B batch, S source length, T target length."""
+
+    src: torch.Tensor  # (B, S) token ids, PAD after each sentence
+    src_lengths: torch.Tensor  # (B,) on the CPU, as packing wants
+    tgt_in: torch.Tensor | None = None  # (B, T) BOS y1 .. yn
+    tgt_out: torch.Tensor | None = None  # (B, T) y1 .. yn EOS
+
+    @property
+    def num_tgt_tokens(self) -> int:
+        return int((self.tgt_out != PAD).sum()) if self.tgt_out is not None else 0
+
+    def to(self, device) -> "Batch":
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return Batch(move(self.src), self.src_lengths, move(self.tgt_in), move(self.tgt_out))
+
+
+def _pad(seqs: list[list[int]]) -> torch.Tensor:
+    out = torch.full((len(seqs), max(1, max(len(s) for s in seqs))), PAD, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, :len(s)] = torch.as_tensor(s, dtype=torch.long)
+    return out
+
+
+def collate(src: list[list[int]], tgt: list[list[int]] | None = None) -> Batch:
+    """Pad a list of id sequences into a Batch; empty sources become a single EOS."""
+    src = [list(s) if len(s) else [EOS] for s in src]
+    lengths = torch.tensor([len(s) for s in src], dtype=torch.long)
+    if tgt is None:
+        return Batch(_pad(src), lengths)
+    tgt_in = _pad([[BOS] + list(t) for t in tgt])
+    tgt_out = _pad([list(t) + [EOS] for t in tgt])
+    return Batch(_pad(src), lengths, tgt_in, tgt_out)

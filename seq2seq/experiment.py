@@ -1,0 +1,106 @@
+"""From a recipe to a trained model directory: data checks, vocabulary, model, trainer."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from seq2seq.checkpoint import holds_model, list_checkpoints, load_meta, save_meta
+from seq2seq.config import Recipe, to_dict
+from seq2seq.data import load_corpus, read_lines
+from seq2seq.device import resolve_device
+from seq2seq.errors import UserError
+from seq2seq.model import build_model
+from seq2seq.trainer import Trainer, Validation
+from seq2seq.vocab import build_vocabs, load_vocabs
+
+OWNED = ("meta.json", "recipe.json", "best.safetensors", "train_log.jsonl", "spm.model", "spm.vocab",
+         "spm_src.model", "spm_src.vocab", "spm_tgt.model", "spm_tgt.vocab", "checkpoints")
+
+
+def data_files(recipe: Recipe, prefix: str) -> tuple[Path, Path]:
+    """The source and target files of a split; a missing one is named with what to put there."""
+    d = recipe.data
+    files = Path(d.dir) / f"{prefix}.{d.src}", Path(d.dir) / f"{prefix}.{d.tgt}"
+    for f in files:
+        if not f.is_file():
+            raise UserError(f"{f}: not found (data.dir={d.dir!r}); put the {prefix!r} split there as "
+                            f"{prefix}.{d.src} and {prefix}.{d.tgt}, one sentence per line")
+    return files
+
+
+def prepare_model_dir(model_dir: Path, resume: bool, overwrite: bool) -> None:
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite exclude each other")
+    if holds_model(model_dir) and not (resume or overwrite):
+        raise UserError(f"{model_dir}: already holds a model; pass --resume to continue it or "
+                        "--overwrite to replace it")
+    if resume and not holds_model(model_dir):
+        raise UserError(f"{model_dir}: nothing to resume (no meta.json or checkpoints)")
+    if overwrite:
+        for name in OWNED:
+            target = model_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    model_dir.mkdir(parents=True, exist_ok=True)
+
+
+def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool = False) -> Trainer:
+    """Train the recipe into `model_dir` (or continue the run there)."""
+    model_dir = Path(model_dir)
+    train_src, train_tgt = data_files(recipe, recipe.data.train)
+    valid_src, valid_tgt = data_files(recipe, recipe.data.valid)
+    prepare_model_dir(model_dir, resume, overwrite)
+    if resume:
+        saved, _ = load_meta(model_dir)
+        if to_dict(saved)["model"] != to_dict(recipe)["model"] or saved.vocab != recipe.vocab:
+            raise UserError(f"{model_dir}: the recipe's model or vocab section differs from the one "
+                            "saved there; resume with the same recipe")
+    cfg = recipe.training
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+
+    if resume:
+        src_vocab, tgt_vocab = load_vocabs(model_dir, recipe.vocab.joint)
+    else:
+        src_vocab, tgt_vocab = build_vocabs(train_src, train_tgt, model_dir, recipe.vocab)
+    save_meta(model_dir, recipe, len(src_vocab), len(tgt_vocab))
+    corpus = load_corpus(train_src, train_tgt, src_vocab, tgt_vocab, recipe.data)
+    stats = corpus.stats()
+    tqdm.write(f"data: {stats['used']} of {stats['pairs']} training pairs used; "
+               f"{stats['empty_skipped']} empty skipped, {stats['too_long_skipped']} too long skipped, "
+               f"{stats['truncated']} truncated to {recipe.data.max_length} tokens")
+    vs, vt = read_lines(valid_src), read_lines(valid_tgt)
+    if len(vs) != len(vt):
+        raise UserError(f"{valid_src} has {len(vs)} lines but {valid_tgt} has {len(vt)}")
+    valid = Validation(src_vocab.encode(vs), tgt_vocab.encode(vt), vt)
+
+    model = build_model(recipe.model, len(src_vocab), len(tgt_vocab), cfg.teacher_forcing)
+    n_params = sum(p.numel() for p in model.parameters())
+    tqdm.write(f"model: {n_params / 1e6:.2f}M parameters on {device}")
+    trainer = Trainer(model, recipe, model_dir, corpus, valid, tgt_vocab, device)
+    if resume:
+        _resume_from_latest(trainer, model_dir)
+    trainer.train()
+    return trainer
+
+
+def _resume_from_latest(trainer: Trainer, model_dir: Path) -> None:
+    """Continue from the newest readable checkpoint; corrupt ones are reported and passed over."""
+    for path in list_checkpoints(model_dir):
+        try:
+            trainer.resume(path)
+        except UserError as e:
+            tqdm.write(f"warning: {e}; trying an older checkpoint")
+            continue
+        tqdm.write(f"resuming from {path} (step {trainer.progress.step}, epoch "
+                   f"{trainer.progress.epoch + 1}, batch {trainer.progress.batch_in_epoch})")
+        return
+    raise UserError(f"{model_dir / 'checkpoints'}: no readable checkpoint to resume from")

@@ -1,0 +1,81 @@
+"""The encoder-decoder, and build_model: the one place where recipe values become modules."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from seq2seq.config import ModelConfig
+from seq2seq.data import Batch
+from seq2seq.modules.attention import build_attention
+from seq2seq.modules.decoder import DecoderState, Memory, RecurrentDecoder
+from seq2seq.modules.encoder import RecurrentEncoder
+from seq2seq.vocab import PAD
+
+
+class Seq2Seq(nn.Module):
+    """Embeddings, encoder, decoder and output layer, built elsewhere and passed in."""
+
+    def __init__(self, src_embed: nn.Embedding, tgt_embed: nn.Embedding, encoder: RecurrentEncoder,
+                 decoder: RecurrentDecoder, generator: nn.Linear, embedding_dropout: float = 0.0,
+                 teacher_forcing: float = 1.0):
+        super().__init__()
+        self.src_embed, self.tgt_embed = src_embed, tgt_embed
+        self.encoder, self.decoder, self.generator = encoder, decoder, generator
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.teacher_forcing = teacher_forcing  # ratio of gold previous tokens while training
+
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Memory, DecoderState]:
+        """src (B, S) -> the memory the decoder attends to and its initial state."""
+        values, final = self.encoder(self.embedding_dropout(self.src_embed(src)), src_lengths)
+        memory = Memory(values, self.decoder.attention.prepare_keys(values), src != PAD)
+        return memory, self.decoder.init_state(final)
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced logits (B, T, V) and attention weights (B, T, S)."""
+        memory, state = self.encode(batch.src, batch.src_lengths)
+        if self.training and self.teacher_forcing < 1.0:
+            return self._scheduled_sampling(batch.tgt_in, memory, state)
+        embedded = self.embedding_dropout(self.tgt_embed(batch.tgt_in))  # (B, T, E)
+        att, weights, _ = self.decoder(embedded, memory, state)
+        return self.generator(att), weights
+
+    def _scheduled_sampling(self, tgt_in, memory, state):
+        """Each step takes the gold previous token with probability `teacher_forcing`, else the
+        model's own argmax (Bengio et al. 2015, arXiv:1506.03099)."""
+        logits, weights, prev = [], [], tgt_in[:, 0]
+        for t in range(tgt_in.size(1)):
+            if t > 0:
+                gold = torch.rand(prev.shape, device=prev.device) < self.teacher_forcing
+                prev = torch.where(gold, tgt_in[:, t], logits[-1].argmax(-1))
+            emb = self.embedding_dropout(self.tgt_embed(prev)).unsqueeze(1)
+            att, w, state = self.decoder.step(emb, memory, state)
+            logits.append(self.generator(att).squeeze(1))
+            weights.append(w)
+        return torch.stack(logits, 1), torch.cat(weights, 1)
+
+    def step(self, prev: torch.Tensor, memory: Memory, state: DecoderState):
+        """One search step: prev (B,) -> log-probabilities (B, V), weights (B, S), new state."""
+        att, weights, state = self.decoder.step(self.tgt_embed(prev).unsqueeze(1), memory, state)
+        log_probs = torch.log_softmax(self.generator(att.squeeze(1)).float(), dim=-1)
+        return log_probs, weights.squeeze(1), state
+
+
+def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int,
+                teacher_forcing: float = 1.0) -> Seq2Seq:
+    """Turn the recipe's model section into modules."""
+    e, d = cfg.encoder, cfg.decoder
+    src_embed = nn.Embedding(src_vocab_size, cfg.embedding_size, padding_idx=PAD)
+    tgt_embed = src_embed if cfg.share_embeddings else nn.Embedding(
+        tgt_vocab_size, cfg.embedding_size, padding_idx=PAD)
+    encoder = RecurrentEncoder(e.cell, cfg.embedding_size, e.hidden_size, e.num_layers,
+                               e.bidirectional, e.dropout)
+    attention = build_attention(cfg.attention.type, d.hidden_size, encoder.output_size,
+                                cfg.attention.hidden_size)
+    decoder = RecurrentDecoder(d.cell, cfg.embedding_size, d.hidden_size, d.num_layers, d.dropout,
+                               attention, encoder.output_size, d.input_feeding, d.init)
+    generator = nn.Linear(d.hidden_size, tgt_vocab_size)
+    if cfg.tie_output:
+        generator.weight = tgt_embed.weight
+    return Seq2Seq(src_embed, tgt_embed, encoder, decoder, generator, cfg.embedding_dropout,
+                   teacher_forcing)

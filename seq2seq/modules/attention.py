@@ -1,0 +1,96 @@
+"""Attention mechanisms. One signature for all:
+
+    keys = attention.prepare_keys(values)          # once per source batch, (B, S, K)
+    context, weights = attention(query, keys, values, mask)
+
+query (B, T, Hq) for T decoder steps at once (T = 1 inside step-by-step decoding), values
+(B, S, Hv) the encoder states, mask (B, S) True on real tokens. context (B, T, Hv), weights
+(B, T, S): each row sums to 1 and is 0 on padding.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    scores = scores.float().masked_fill(~mask.unsqueeze(1), float("-inf"))  # (B, T, S)
+    return torch.softmax(scores, dim=-1)
+
+
+class Attention(nn.Module):
+    """Shared plumbing: scores -> masked softmax -> weighted sum of values."""
+
+    def prepare_keys(self, values: torch.Tensor) -> torch.Tensor:
+        return values
+
+    def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, query, keys, values, mask):
+        weights = _masked_softmax(self.score(query, keys), mask)  # (B, T, S)
+        context = torch.bmm(weights.to(values.dtype), values)  # (B, T, Hv)
+        return context, weights
+
+
+class BahdanauAttention(Attention):
+    """Additive attention, v^T tanh(W q + U k) (Bahdanau, Cho & Bengio 2015, arXiv:1409.0473)."""
+
+    def __init__(self, query_size: int, value_size: int, hidden_size: int):
+        super().__init__()
+        self.query_layer = nn.Linear(query_size, hidden_size, bias=False)
+        self.key_layer = nn.Linear(value_size, hidden_size, bias=False)
+        self.energy_layer = nn.Linear(hidden_size, 1, bias=False)
+
+    def prepare_keys(self, values):
+        return self.key_layer(values)  # (B, S, A)
+
+    def score(self, query, keys):
+        q = self.query_layer(query)  # (B, T, A)
+        energy = torch.tanh(q.unsqueeze(2) + keys.unsqueeze(1))  # (B, T, S, A)
+        return self.energy_layer(energy).squeeze(-1)  # (B, T, S)
+
+
+class LuongConcatAttention(BahdanauAttention):
+    """Luong 'concat' score, v^T tanh(W [q; k]) (Luong, Pham & Manning 2015, arXiv:1508.04025).
+
+    W [q; k] = W_q q + W_k k, so it is computed exactly as the additive score; keys W_k k are
+    prepared once per batch.
+    """
+
+
+class LuongDotAttention(Attention):
+    """Luong 'dot' score, q^T k (arXiv:1508.04025); query and value sizes must match."""
+
+    def score(self, query, keys):
+        return torch.bmm(query, keys.transpose(1, 2))  # (B, T, S)
+
+
+class LuongGeneralAttention(Attention):
+    """Luong 'general' score, q^T W k (arXiv:1508.04025); W k is prepared once per batch."""
+
+    def __init__(self, query_size: int, value_size: int):
+        super().__init__()
+        self.key_layer = nn.Linear(value_size, query_size, bias=False)
+
+    def prepare_keys(self, values):
+        return self.key_layer(values)  # (B, S, Hq)
+
+    def score(self, query, keys):
+        return torch.bmm(query, keys.transpose(1, 2))  # (B, T, S)
+
+
+def build_attention(kind: str, query_size: int, value_size: int, hidden_size: int) -> Attention:
+    if kind == "bahdanau":
+        return BahdanauAttention(query_size, value_size, hidden_size or query_size)
+    if kind == "concat":
+        return LuongConcatAttention(query_size, value_size, hidden_size or query_size)
+    if kind == "general":
+        return LuongGeneralAttention(query_size, value_size)
+    if kind == "dot":
+        if query_size != value_size:
+            raise ValueError(f"dot attention needs equal query and value sizes, got {query_size} "
+                             f"and {value_size}; use 'general'")
+        return LuongDotAttention()
+    raise ValueError(f"unknown attention {kind!r}")

@@ -1,0 +1,104 @@
+"""Recurrent decoder with attention, optional input feeding, initial state from the encoder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from seq2seq.modules import RNN_CELLS
+from seq2seq.modules.attention import Attention
+
+
+@dataclass
+class Memory:
+    """What the decoder attends to, computed once per source batch."""
+
+    values: torch.Tensor  # (B, S, Hv) encoder outputs
+    keys: torch.Tensor  # (B, S, K) attention.prepare_keys(values)
+    mask: torch.Tensor  # (B, S) True on real tokens
+
+    def select(self, index: torch.Tensor) -> "Memory":
+        return Memory(self.values.index_select(0, index), self.keys.index_select(0, index),
+                      self.mask.index_select(0, index))
+
+
+@dataclass
+class DecoderState:
+    """The recurrence carried between steps."""
+
+    hidden: torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (L, B, H); LSTM: (h, c)
+    att_vector: torch.Tensor  # (B, H) last attentional vector (input feeding)
+
+    def select(self, index: torch.Tensor) -> "DecoderState":
+        if isinstance(self.hidden, tuple):
+            hidden = tuple(h.index_select(1, index) for h in self.hidden)
+        else:
+            hidden = self.hidden.index_select(1, index)
+        return DecoderState(hidden, self.att_vector.index_select(0, index))
+
+
+class RecurrentDecoder(nn.Module):
+    """Luong-style flow: RNN step, attend with the new top state, attentional vector
+    h~ = tanh(W [h; context]) which feeds the output layer and (with input feeding) the next step.
+
+    Without input feeding the recurrence does not depend on attention, so all target steps run
+    in one fused RNN call and attention is computed for all steps at once.
+    """
+
+    def __init__(self, cell: str, embedding_size: int, hidden_size: int, num_layers: int,
+                 dropout: float, attention: Attention, encoder_size: int, input_feeding: bool,
+                 init: str):
+        super().__init__()
+        self.cell, self.hidden_size, self.num_layers = cell, hidden_size, num_layers
+        self.input_feeding, self.init = input_feeding, init
+        input_size = embedding_size + (hidden_size if input_feeding else 0)
+        self.rnn = RNN_CELLS[cell](input_size, hidden_size, num_layers, batch_first=True,
+                                   dropout=dropout if num_layers > 1 else 0.0)
+        self.attention = attention
+        self.att_vector_layer = nn.Linear(hidden_size + encoder_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.bridge = nn.Linear(encoder_size, hidden_size) if init == "bridge" else None
+
+    def init_state(self, encoder_final: torch.Tensor) -> DecoderState:
+        """encoder_final (B, De) -> state with every layer started from the bridge (or zeros)."""
+        batch = encoder_final.size(0)
+        if self.init == "zero":
+            h = encoder_final.new_zeros(batch, self.hidden_size)
+        elif self.init == "bridge":
+            h = torch.tanh(self.bridge(encoder_final))
+        else:  # "last": sizes checked by the recipe
+            h = encoder_final
+        hidden = h.unsqueeze(0).repeat(self.num_layers, 1, 1).contiguous()  # (L, B, H)
+        if self.cell == "lstm":
+            hidden = (hidden, torch.zeros_like(hidden))
+        return DecoderState(hidden, h.new_zeros(batch, self.hidden_size))
+
+    def _attend(self, outputs: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+        """outputs (B, T, H) -> attentional vectors (B, T, H), weights (B, T, S)."""
+        context, weights = self.attention(outputs, memory.keys, memory.values, memory.mask)
+        att = torch.tanh(self.att_vector_layer(self.dropout(torch.cat([outputs, context], -1))))
+        return att, weights
+
+    def step(self, embedded: torch.Tensor, memory: Memory, state: DecoderState):
+        """One step: embedded (B, 1, E) -> att vector (B, 1, H), weights (B, 1, S), new state."""
+        x = embedded
+        if self.input_feeding:
+            x = torch.cat([embedded, state.att_vector.unsqueeze(1).to(embedded.dtype)], -1)
+        output, hidden = self.rnn(x, state.hidden)  # (B, 1, H)
+        att, weights = self._attend(output, memory)
+        return att, weights, DecoderState(hidden, att.squeeze(1))
+
+    def forward(self, embedded: torch.Tensor, memory: Memory, state: DecoderState):
+        """Teacher-forced: embedded (B, T, E) -> att vectors (B, T, H), weights (B, T, S)."""
+        if not self.input_feeding:
+            outputs, hidden = self.rnn(embedded, state.hidden)  # (B, T, H), all steps fused
+            att, weights = self._attend(outputs, memory)
+            return att, weights, DecoderState(hidden, att[:, -1])
+        atts, all_weights = [], []
+        for t in range(embedded.size(1)):
+            att, weights, state = self.step(embedded[:, t:t + 1], memory, state)
+            atts.append(att)
+            all_weights.append(weights)
+        return torch.cat(atts, 1), torch.cat(all_weights, 1), state

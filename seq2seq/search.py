@@ -1,0 +1,164 @@
+"""Greedy and beam search over a model's `encode` and `step`, vectorised over batch x beam.
+
+A model for search has
+    encode(src (B, S), lengths (B,)) -> (memory, state)    memory/state have .select(index)
+    step(prev (B,), memory, state) -> (log_probs (B, V), weights (B, S), state)
+Each sentence stops at its own maximum length, so results do not depend on the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from seq2seq.vocab import BOS, EOS
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]  # without BOS and EOS
+    score: float  # log-probability (beam: divided by the length penalty)
+    attention: torch.Tensor | None = None  # (len(tokens) + 1, S), the EOS step included
+
+
+def max_lengths(src_lengths: torch.Tensor, ratio: float, offset: int) -> torch.Tensor:
+    """Per-sentence output budget: ratio * S + offset tokens before EOS."""
+    return (src_lengths.float() * ratio).long() + offset
+
+
+def length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
+    """GNMT: ((5 + |Y|) / 6) ** alpha (Wu et al. 2016, arXiv:1609.08144); |Y| counts EOS."""
+    return ((5.0 + length.float()) / 6.0) ** alpha
+
+
+def _force_eos(log_probs: torch.Tensor, over: torch.Tensor) -> torch.Tensor:
+    """Where `over` (rows) is True only EOS may follow; log_probs (..., V)."""
+    if bool(over.any()):
+        forced = torch.full_like(log_probs, float("-inf"))
+        forced[..., EOS] = 0.0
+        log_probs = torch.where(over.unsqueeze(-1), forced, log_probs)
+    return log_probs
+
+
+@torch.no_grad()
+def greedy_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: torch.Tensor,
+                  return_attention: bool = False) -> list[list[Hypothesis]]:
+    """Argmax decoding; returns one hypothesis per sentence (as a 1-best list)."""
+    memory, state = model.encode(src, src_lengths)
+    batch = src.size(0)
+    device = src.device
+    max_len = max_len.to(device)
+    prev = torch.full((batch,), BOS, dtype=torch.long, device=device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    score = torch.zeros(batch, device=device)
+    tokens, attn = [], []
+    for t in range(int(max_len.max()) + 1):
+        log_probs, weights, state = model.step(prev, memory, state)
+        log_probs = _force_eos(log_probs, max_len <= t)
+        best, prev = log_probs.max(-1)
+        score += torch.where(finished, torch.zeros_like(best), best)
+        prev = torch.where(finished, torch.full_like(prev, EOS), prev)
+        tokens.append(prev)
+        if return_attention:
+            attn.append(weights)
+        finished |= prev == EOS
+        if bool(finished.all()):
+            break
+    tokens = torch.stack(tokens, 1).tolist()  # (B, t)
+    attn = torch.stack(attn, 1).cpu() if return_attention else None  # (B, t, S)
+    out = []
+    for b in range(batch):
+        n = tokens[b].index(EOS) if EOS in tokens[b] else len(tokens[b])
+        att = attn[b, :n + 1, :int(src_lengths[b])] if attn is not None else None
+        out.append([Hypothesis(tokens[b][:n], float(score[b]), att)])
+    return out
+
+
+@torch.no_grad()
+def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: torch.Tensor,
+                beam_size: int, alpha: float = 1.0, nbest: int = 1,
+                return_attention: bool = False) -> list[list[Hypothesis]]:
+    """Batched beam search; a sentence is done once `beam_size` hypotheses have ended.
+
+    Alive beams live in (B, K) tensors; each step takes the best 2K continuations, moves those
+    ending in EOS (among the first K) into a pool of the K best finished hypotheses, and keeps
+    the best K others alive. No Python loop over sentences or hypotheses.
+    """
+    B, K = src.size(0), beam_size
+    device = src.device
+    max_len = max_len.to(device)
+    memory, state = model.encode(src, src_lengths)
+    expand = torch.arange(B, device=device).repeat_interleave(K)  # (B*K,)
+    memory, state = memory.select(expand), state.select(expand)
+
+    alive = torch.full((B, K), float("-inf"), device=device)
+    alive[:, 0] = 0.0  # one live beam per sentence at the start
+    alive_tokens = torch.empty(B, K, 0, dtype=torch.long, device=device)
+    alive_attn = None
+    pool = torch.full((B, K), float("-inf"), device=device)  # normalised finished scores
+    pool_tokens = torch.full((B, K, 0), EOS, dtype=torch.long, device=device)
+    pool_attn = None
+    pool_count = torch.zeros(B, dtype=torch.long, device=device)
+    prev = torch.full((B * K,), BOS, dtype=torch.long, device=device)
+    offsets = (torch.arange(B, device=device) * K).unsqueeze(1)  # (B, 1)
+
+    for t in range(int(max_len.max()) + 1):
+        log_probs, weights, state = model.step(prev, memory, state)
+        V = log_probs.size(-1)
+        log_probs = _force_eos(log_probs.view(B, K, V), (max_len <= t).unsqueeze(1).expand(B, K))
+        cand = (alive.unsqueeze(-1) + log_probs).view(B, K * V)
+        top_scores, top_index = cand.topk(min(2 * K, K * V), dim=-1)  # (B, 2K)
+        beam, token = top_index // V, top_index % V
+
+        # Histories of the candidates: (B, 2K, t+1) tokens, (B, 2K, t+1, S) attention.
+        gathered = alive_tokens.gather(1, beam.unsqueeze(-1).expand(-1, -1, t))
+        cand_tokens = torch.cat([gathered, token.unsqueeze(-1)], -1)
+        cand_attn = None
+        if return_attention:
+            w = weights.view(B, K, 1, -1)
+            hist = w if alive_attn is None else torch.cat([alive_attn, w], 2)
+            cand_attn = hist.gather(1, beam[..., None, None].expand(-1, -1, t + 1, hist.size(-1)))
+
+        # Finished: EOS among the first K candidates of sentences not yet done.
+        done = pool_count >= K
+        ends = (token == EOS) & torch.isfinite(top_scores)
+        ends[:, K:] = False
+        ends &= ~done.unsqueeze(1)
+        normed = top_scores / length_penalty(torch.tensor(t + 1, device=device), alpha)
+        new = torch.where(ends, normed, torch.full_like(normed, float("-inf")))
+        pool_count = pool_count + ends.sum(1)
+        pad = torch.full((B, K, 1), EOS, dtype=torch.long, device=device)
+        merged = torch.cat([pool, new], 1)  # (B, 3K)
+        merged_tokens = torch.cat([torch.cat([pool_tokens, pad], -1), cand_tokens], 1)
+        pool, keep = merged.topk(K, dim=-1)
+        pool_tokens = merged_tokens.gather(1, keep.unsqueeze(-1).expand(-1, -1, t + 1))
+        if return_attention:
+            S = weights.size(-1)
+            old = pool_attn if pool_attn is not None else weights.new_zeros(B, K, t, S)
+            merged_attn = torch.cat([torch.cat([old, old.new_zeros(B, K, 1, S)], 2), cand_attn], 1)
+            pool_attn = merged_attn.gather(1, keep[..., None, None].expand(-1, -1, t + 1, merged_attn.size(-1)))
+
+        # Alive: the best K candidates that did not end in EOS.
+        live_scores = torch.where(token == EOS, torch.full_like(top_scores, float("-inf")), top_scores)
+        alive, pick = live_scores.topk(K, dim=-1)  # (B, K)
+        alive_tokens = cand_tokens.gather(1, pick.unsqueeze(-1).expand(-1, -1, t + 1))
+        if return_attention:
+            alive_attn = cand_attn.gather(1, pick[..., None, None].expand(-1, -1, t + 1, cand_attn.size(-1)))
+        source_beam = beam.gather(1, pick)  # (B, K)
+        state = state.select((offsets + source_beam).view(-1))
+        prev = alive_tokens[:, :, -1].reshape(-1)
+        if bool((pool_count >= K).all()):
+            break
+
+    pool_tokens, pool = pool_tokens.tolist(), pool.tolist()
+    out = []
+    for b in range(B):
+        hyps = []
+        for k in range(min(nbest, K)):
+            seq = pool_tokens[b][k]
+            n = seq.index(EOS) if EOS in seq else len(seq)
+            att = pool_attn[b, k, :n + 1, :int(src_lengths[b])].cpu() if pool_attn is not None else None
+            hyps.append(Hypothesis(seq[:n], pool[b][k], att))
+        out.append(hyps)
+    return out

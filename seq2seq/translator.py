@@ -1,0 +1,78 @@
+"""Load a model directory and translate: the Python entry point.
+
+    from seq2seq import Translator
+    print(Translator.load("runs/demo").translate(["Tuesday, 3 March 2015"]))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from seq2seq.checkpoint import load_meta, load_weights
+from seq2seq.config import DecodingConfig, Recipe
+from seq2seq.data import collate
+from seq2seq.device import autocast, resolve_device
+from seq2seq.model import Seq2Seq, build_model
+from seq2seq.search import Hypothesis, beam_search, greedy_search, max_lengths
+from seq2seq.vocab import Vocab, load_vocabs
+
+
+def decode_ids(model: Seq2Seq, sources: list[list[int]], cfg: DecodingConfig, device: torch.device,
+               beam_size: int | None = None, batch_size: int | None = None, nbest: int = 1,
+               return_attention: bool = False, progress: bool = False) -> list[list[Hypothesis]]:
+    """Search every source (id lists); batches of similar length; results in input order."""
+    beam = beam_size or cfg.beam_size
+    size = batch_size or cfg.batch_size
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    results: list[list[Hypothesis]] = [[] for _ in sources]
+    was_training = model.training
+    model.eval()
+    chunks = range(0, len(order), size)
+    for start in tqdm(chunks, desc="decoding", unit="batch", disable=not progress, leave=False):
+        idx = order[start:start + size]
+        batch = collate([sources[i] for i in idx]).to(device)
+        limit = max_lengths(batch.src_lengths, cfg.max_length_ratio, cfg.max_length_offset)
+        with autocast(device):
+            if beam == 1:
+                hyps = greedy_search(model, batch.src, batch.src_lengths, limit, return_attention)
+            else:
+                hyps = beam_search(model, batch.src, batch.src_lengths, limit, beam,
+                                   cfg.length_penalty, nbest, return_attention)
+        for i, h in zip(idx, hyps):
+            results[i] = h
+    model.train(was_training)
+    return results
+
+
+class Translator:
+    """A trained model with its vocabularies, ready to translate strings."""
+
+    def __init__(self, model: Seq2Seq, src_vocab: Vocab, tgt_vocab: Vocab, recipe: Recipe,
+                 device: torch.device):
+        self.model, self.src_vocab, self.tgt_vocab = model.eval(), src_vocab, tgt_vocab
+        self.recipe, self.device = recipe, device
+
+    @classmethod
+    def load(cls, model_dir: str | Path, device: str = "auto") -> "Translator":
+        model_dir = Path(model_dir)
+        recipe, meta = load_meta(model_dir)
+        src_vocab, tgt_vocab = load_vocabs(model_dir, recipe.vocab.joint)
+        model = build_model(recipe.model, meta["src_vocab_size"], meta["tgt_vocab_size"])
+        load_weights(model, model_dir / "best.safetensors")
+        dev = resolve_device(device)
+        return cls(model.to(dev), src_vocab, tgt_vocab, recipe, dev)
+
+    def search(self, lines: list[str], beam_size: int | None = None, batch_size: int | None = None,
+               nbest: int = 1, return_attention: bool = False, progress: bool = False):
+        """Hypotheses (ids, scores, attention) for each line."""
+        sources = self.src_vocab.encode(lines)
+        return decode_ids(self.model, sources, self.recipe.decoding, self.device, beam_size,
+                          batch_size, nbest, return_attention, progress)
+
+    def translate(self, lines: list[str], beam_size: int | None = None,
+                  batch_size: int | None = None, progress: bool = False) -> list[str]:
+        hyps = self.search(lines, beam_size, batch_size, progress=progress)
+        return self.tgt_vocab.decode([h[0].tokens for h in hyps])

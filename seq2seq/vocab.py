@@ -1,0 +1,86 @@
+"""Subword vocabularies: sentencepiece models trained by the toolkit, stored in the model directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sentencepiece as spm
+
+from seq2seq.config import VocabConfig
+from seq2seq.errors import UserError
+
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+
+
+class Vocab:
+    """One sentencepiece model: text <-> ids, with pad 0, unk 1, bos 2, eos 3."""
+
+    def __init__(self, model_file: str | Path):
+        self.path = Path(model_file)
+        try:
+            self.sp = spm.SentencePieceProcessor(model_proto=self.path.read_bytes())
+        except FileNotFoundError:
+            raise UserError(f"{self.path}: sentencepiece model not found") from None
+        except (OSError, RuntimeError) as e:
+            raise UserError(f"{self.path}: not a readable sentencepiece model ({e})") from None
+        ids = (self.sp.pad_id(), self.sp.unk_id(), self.sp.bos_id(), self.sp.eos_id())
+        if ids != (PAD, UNK, BOS, EOS):
+            raise UserError(f"{self.path}: special ids are {ids}, expected (0, 1, 2, 3)")
+
+    def __len__(self) -> int:
+        return self.sp.get_piece_size()
+
+    def encode(self, lines: list[str]) -> list[list[int]]:
+        return self.sp.encode(lines)
+
+    def decode(self, ids: list[list[int]]) -> list[str]:
+        return self.sp.decode([[i for i in seq if i > EOS] for seq in ids])
+
+    def pieces(self, ids: list[int]) -> list[str]:
+        return [self.sp.id_to_piece(i) for i in ids]
+
+
+def train_sentencepiece(files: list[Path], prefix: Path, cfg: VocabConfig) -> Vocab:
+    """Train a model on `files` (one sentence per line) into `prefix`.model / .vocab."""
+    try:
+        spm.SentencePieceTrainer.train(
+            input=[str(f) for f in files],
+            model_prefix=str(prefix),
+            model_type=cfg.model_type,
+            vocab_size=cfg.size,
+            character_coverage=cfg.character_coverage,
+            input_sentence_size=cfg.max_sentences,
+            shuffle_input_sentence=True,
+            pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
+            minloglevel=2,
+            num_threads=2,
+            train_extremely_large_corpus=False,
+        )
+    except RuntimeError as e:
+        msg = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
+        raise UserError(f"vocab.size: sentencepiece could not train a {cfg.size}-piece "
+                        f"{cfg.model_type} model on {', '.join(map(str, files))}: {msg}") from None
+    return Vocab(f"{prefix}.model")
+
+
+def vocab_files(model_dir: Path, joint: bool) -> tuple[Path, Path]:
+    """Where the source and target sentencepiece models live in a model directory."""
+    if joint:
+        return model_dir / "spm.model", model_dir / "spm.model"
+    return model_dir / "spm_src.model", model_dir / "spm_tgt.model"
+
+
+def build_vocabs(src_file: Path, tgt_file: Path, model_dir: Path, cfg: VocabConfig) -> tuple[Vocab, Vocab]:
+    """Train the recipe's sentencepiece model(s) into the model directory."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.joint:
+        v = train_sentencepiece([src_file, tgt_file], model_dir / "spm", cfg)
+        return v, v
+    return (train_sentencepiece([src_file], model_dir / "spm_src", cfg),
+            train_sentencepiece([tgt_file], model_dir / "spm_tgt", cfg))
+
+
+def load_vocabs(model_dir: Path, joint: bool) -> tuple[Vocab, Vocab]:
+    src, tgt = vocab_files(model_dir, joint)
+    v = Vocab(src)
+    return (v, v) if joint else (v, Vocab(tgt))
