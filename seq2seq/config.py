@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ import yaml
 from seq2seq.errors import UserError
 
 Cell = Literal["rnn", "gru", "lstm"]
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")  # YAML 1.1 reads 3e-4 as a string
 
 
 def _range(lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> dict:
@@ -164,6 +166,8 @@ def _coerce(value: Any, tp: Any, key: str, meta: dict, errors: list[str]) -> Any
     elif tp is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif tp is float:
+        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+            value = float(value)
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
     elif tp is str:
@@ -173,7 +177,7 @@ def _coerce(value: Any, tp: Any, key: str, meta: dict, errors: list[str]) -> Any
         errors.append(f"{key}: expected {_allowed(tp)}, got {value!r}")
         return None
     lo, hi = meta.get("lo"), meta.get("hi")
-    if lo is not None and (value < lo or (meta.get("lo_open") and value == lo)):
+    if lo is not None and (value != value or value < lo or (meta.get("lo_open") and value == lo)):  # nan
         op = ">" if meta.get("lo_open") else ">="
         errors.append(f"{key}: {value!r} is out of range (must be {op} {lo}" +
                       (f" and <= {hi})" if hi is not None else ")"))
@@ -236,7 +240,7 @@ def recipe_from_dict(raw: Any, source: str = "recipe") -> Recipe:
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """`training.lr=3e-4` -> (['training', 'lr'], 0.0003); values are read as YAML scalars."""
+    """`training.lr=0.5` -> (['training', 'lr'], 0.5); values are read as YAML scalars."""
     if "=" not in text:
         raise UserError(f"override {text!r}: expected key.path=value")
     key, _, value = text.partition("=")

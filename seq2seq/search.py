@@ -156,6 +156,8 @@ def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: to
     for b in range(B):
         hyps = []
         for k in range(min(nbest, K)):
+            if k > 0 and pool[b][k] == float("-inf"):
+                break  # fewer than nbest hypotheses ever ended
             seq = pool_tokens[b][k]
             n = seq.index(EOS) if EOS in seq else len(seq)
             att = pool_attn[b, k, :n + 1, :int(src_lengths[b])].cpu() if pool_attn is not None else None

@@ -54,7 +54,7 @@ def train_sentencepiece(files: list[Path], prefix: Path, cfg: VocabConfig) -> Vo
             pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
             minloglevel=2,
             num_threads=2,
-            train_extremely_large_corpus=False,
+            hard_vocab_limit=False,  # small corpora: fewer pieces rather than an error
         )
     except RuntimeError as e:
         msg = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)

@@ -1,0 +1,159 @@
+"""The console commands end to end, through `python -m`, on tiny data in a temp dir: train,
+translate, evaluate, resume, and the user errors that must stay one line with exit status 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from seq2seq.translator import Translator
+
+
+def command(name: str, *args, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_DATASETS_CACHE": str(cwd / "hf_cache"), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", f"seq2seq.cli.{name}", *map(str, args)], cwd=cwd,
+                          input=stdin, capture_output=True, text=True, env=env, timeout=300)
+
+
+def in_process(name: str, *args, capsys, stdin: str | bytes | None = None, monkeypatch=None):
+    """Run a command's main through cli.common.run (what the entry point does), without paying
+    for a new interpreter; returns what `command` returns."""
+    import importlib
+    import io
+
+    from seq2seq.cli.common import run
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(
+            stdin.encode("utf-8") if isinstance(stdin, str) else stdin)))
+    module = importlib.import_module(f"seq2seq.cli.{name}")
+    with pytest.raises(SystemExit) as info:
+        run(module.main, [str(a) for a in args])
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, info.value.code, out, err)
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, reverse_corpus, make_tiny_recipe) -> Path:
+    """data/ with the reversal task; tiny.yaml points elsewhere, so commands pass data.dir=."""
+    root = tmp_path_factory.mktemp("cli")
+    reverse_corpus(root / "data")
+    text = "# seq2seq-train tiny.yaml --model-dir model data.dir=data\n"
+    text += yaml.safe_dump(make_tiny_recipe("nowhere"), sort_keys=False)
+    (root / "tiny.yaml").write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(workdir) -> Path:
+    result = command("train", "tiny.yaml", "--model-dir", "model", f"data.dir={workdir / 'data'}",
+                     cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "done: 3 steps" in result.stdout  # 48 pairs / 16 per batch, one epoch
+    return workdir / "model"
+
+
+def test_train_writes_a_model_directory(trained):
+    for name in ("meta.json", "recipe.json", "best.safetensors", "spm.model", "train_log.jsonl"):
+        assert (trained / name).is_file(), name
+    assert [p.name for p in (trained / "checkpoints").iterdir()] == ["step_000000003"]
+    recipe = json.loads((trained / "recipe.json").read_text(encoding="utf-8"))
+    assert recipe["data"]["dir"].endswith("data")  # the override reached the saved recipe
+    assert recipe["decoding"]["nbest"] == 1  # every default written out
+    log = [json.loads(line) for line in (trained / "train_log.jsonl").read_text().splitlines()]
+    assert len(log) == 1 and {"bleu", "valid_loss", "signature", "step"} <= set(log[0])
+
+
+def test_translate_from_stdin(trained, workdir):
+    lines = ["abc", "hgfe", "d"]
+    result = command("translate", trained, "--beam-size", "1", cwd=workdir, stdin="\n".join(lines) + "\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.split("\n")
+    assert out[-1] == "" and len(out) == len(lines) + 1  # one line out per line in
+    # the Python entry point gives the same translations
+    assert out[:-1] == Translator.load(trained, "cpu").translate(lines, beam_size=1)
+
+
+def test_translate_files(trained, workdir, capsys):
+    result = in_process("translate", trained, "--input", workdir / "data" / "valid.src",
+                        "--output", workdir / "valid.hyp", "--batch-size", "3", capsys=capsys)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert len((workdir / "valid.hyp").read_text(encoding="utf-8").split("\n")) == 8 + 1
+
+
+def test_evaluate_json(trained, workdir):
+    result = command("evaluate", trained, "--src", workdir / "data" / "valid.src",
+                     "--ref", workdir / "data" / "valid.tgt", "--json", "--beam-size", "3", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1
+    scores = json.loads(lines[0])
+    assert set(scores) == {"bleu", "chrf", "bleu_signature", "chrf_signature", "beam_size", "sentences"}
+    assert scores["sentences"] == 8 and scores["beam_size"] == 3
+    assert 0.0 <= scores["bleu"] <= 100.0 and 0.0 <= scores["chrf"] <= 100.0
+    assert "tok:13a" in scores["bleu_signature"]
+
+
+def test_missing_data_file_is_one_line_error(workdir):
+    result = command("train", "tiny.yaml", "--model-dir", "model_missing", cwd=workdir)
+    assert_user_error(result, "nowhere/train.src", "not found")
+    assert not (workdir / "model_missing").exists()  # nothing written before the check
+
+
+def test_training_into_existing_model_dir_needs_a_flag(trained, workdir):
+    result = command("train", "tiny.yaml", "--model-dir", "model", f"data.dir={workdir / 'data'}",
+                     cwd=workdir)
+    assert_user_error(result, "already holds a model", "--resume", "--overwrite")
+
+
+def test_resume_and_overwrite_exclude_each_other(trained, workdir, capsys):
+    result = in_process("train", workdir / "tiny.yaml", "--model-dir", trained, "--resume",
+                        "--overwrite", f"data.dir={workdir / 'data'}", capsys=capsys)
+    assert_user_error(result, "exclude")
+    assert (trained / "best.safetensors").is_file()  # nothing removed
+
+
+def test_recipe_error_is_one_line(workdir, capsys):
+    result = in_process("train", workdir / "tiny.yaml", "--model-dir", workdir / "m2",
+                        "model.encoder.hiden_size=4", capsys=capsys)
+    assert_user_error(result, "model.encoder.hiden_size", "hidden_size")
+
+
+def test_translate_errors(trained, workdir, capsys, monkeypatch):
+    assert_user_error(in_process("translate", workdir / "no_model", capsys=capsys), "no_model")
+    assert_user_error(in_process("translate", trained, capsys=capsys, stdin="", monkeypatch=monkeypatch),
+                      "empty input")
+    assert_user_error(in_process("translate", trained, capsys=capsys, stdin=b"ab\n\xff\n",
+                                 monkeypatch=monkeypatch), "stdin:2:", "UTF-8")
+    assert_user_error(in_process("translate", trained, "--beam-size", "0", capsys=capsys), "--beam-size")
+    assert_user_error(in_process("evaluate", trained, "--src", workdir / "data" / "valid.src",
+                                 "--ref", workdir / "data" / "train.tgt", capsys=capsys),
+                      "valid.src", "train.tgt")
+
+
+def test_resume_continues_the_run(trained, workdir, tmp_path):
+    import shutil
+    model = tmp_path / "model"
+    shutil.copytree(trained, model)
+    result = command("train", "tiny.yaml", "--model-dir", model, "--resume", "training.epochs=2",
+                     f"data.dir={workdir / 'data'}", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "resuming from" in result.stdout and "done: 6 steps" in result.stdout
+    log = (model / "train_log.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["step"] for line in log] == [3, 6]

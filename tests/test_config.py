@@ -1,0 +1,235 @@
+"""Recipes: every shipped recipe loads; every kind of mistake is a UserError naming the key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from seq2seq.config import (DecodingConfig, Recipe, TrainingConfig, load_recipe, parse_override,
+                            recipe_from_dict, to_dict)
+from seq2seq.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = sorted((REPO / "recipes").rglob("*.yaml"))
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def error_of(raw) -> str:
+    with pytest.raises(UserError) as info:
+        recipe_from_dict(raw, "r.yaml")
+    return str(info.value)
+
+
+# ---------------------------------------------------------------- shipped recipes
+
+
+def test_recipes_are_found_recursively():
+    names = {p.relative_to(REPO / "recipes").as_posix() for p in RECIPES}
+    assert "translation/multi30k_en_de.yaml" in names
+    assert "demo/dates.yaml" in names
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.relative_to(REPO / "recipes").as_posix())
+def test_every_recipe_loads(path):
+    recipe = load_recipe(path)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert recipe.name == raw.get("name", Recipe().name)
+    assert recipe != Recipe()  # a recipe lists what it changes
+    assert path.read_text(encoding="utf-8").startswith("#")  # opens with the command that runs it
+
+
+def test_multi30k_recipe_values_are_read():
+    r = load_recipe(REPO / "recipes/translation/multi30k_en_de.yaml")
+    assert (r.data.src, r.data.tgt, r.data.valid) == ("en", "de", "val")
+    assert r.data.test == ("val", "test_2016_flickr")
+    assert r.model.decoder.hidden_size == 512 and r.model.decoder.num_layers == 2
+    assert r.model.encoder.dropout == pytest.approx(0.3)
+    assert r.training.label_smoothing == pytest.approx(0.1)
+    assert r.training.scheduler == "plateau" and r.training.plateau_patience == 0
+    # what the recipe does not list keeps the dataclass default
+    assert r.decoding.nbest == DecodingConfig().nbest
+    assert r.training.seed == TrainingConfig().seed
+
+
+# ---------------------------------------------------------------- building from data
+
+
+def test_empty_recipe_is_all_defaults(tmp_path):
+    assert load_recipe(write(tmp_path, "")) == Recipe()
+    assert recipe_from_dict({"model": None}) == Recipe()
+
+
+def test_nested_values_and_int_to_float():
+    r = recipe_from_dict({"model": {"encoder": {"cell": "lstm", "num_layers": 3}},
+                          "training": {"lr": 1}, "data": {"test": "only"}})
+    assert r.model.encoder.cell == "lstm" and r.model.encoder.num_layers == 3
+    assert r.model.encoder.hidden_size == 256  # sibling keeps its default
+    assert isinstance(r.training.lr, float) and r.training.lr == 1.0
+    assert r.data.test == ("only",)
+
+
+def test_to_dict_round_trips_through_json():
+    r = recipe_from_dict({"data": {"test": ["a", "b"]}, "model": {"decoder": {"init": "zero"}},
+                          "decoding": {"beam_size": 3, "nbest": 2}})
+    assert recipe_from_dict(json.loads(json.dumps(to_dict(r)))) == r
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_unknown_key_names_path_and_nearest():
+    msg = error_of({"model": {"encoder": {"hiden_size": 64}}})
+    assert "model.encoder.hiden_size" in msg
+    assert "did you mean 'hidden_size'" in msg
+    assert "num_layers" in msg  # the valid keys are listed
+
+
+def test_unknown_key_in_file_names_file(tmp_path):
+    path = write(tmp_path, "model:\n  encoder:\n    hiden_size: 64\n")
+    with pytest.raises(UserError, match="hiden_size") as info:
+        load_recipe(path)
+    assert str(path) in str(info.value) and "hidden_size" in str(info.value)
+
+
+def test_unknown_top_level_section():
+    msg = error_of({"trainig": {"lr": 0.1}})
+    assert "trainig" in msg and "'training'" in msg
+
+
+def test_all_errors_are_collected():
+    msg = error_of({"model": {"encoder": {"hiden_size": 1, "dropout": -0.5}},
+                    "decoding": {"beam_size": 0}})
+    assert "model.encoder.hiden_size" in msg
+    assert "model.encoder.dropout" in msg
+    assert "decoding.beam_size" in msg
+
+
+@pytest.mark.parametrize("raw, key, expected", [
+    ({"model": {"encoder": {"hidden_size": "big"}}}, "model.encoder.hidden_size", "an integer"),
+    ({"model": {"encoder": {"hidden_size": True}}}, "model.encoder.hidden_size", "an integer"),
+    ({"model": {"encoder": {"hidden_size": 2.5}}}, "model.encoder.hidden_size", "an integer"),
+    ({"model": {"encoder": {"bidirectional": "yes please"}}}, "model.encoder.bidirectional",
+     "true or false"),
+    ({"training": {"lr": "fast"}}, "training.lr", "a number"),
+    ({"data": {"test": [1, 2]}}, "data.test", "a list of strings"),
+    ({"model": {"encoder": 5}}, "model.encoder", "a mapping"),
+])
+def test_wrong_type(raw, key, expected):
+    msg = error_of(raw)
+    assert f"{key}:" in msg and expected in msg
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"model": {"encoder": {"dropout": -0.1}}}, "model.encoder.dropout"),
+    ({"model": {"decoder": {"dropout": 1.5}}}, "model.decoder.dropout"),
+    ({"decoding": {"beam_size": 0}}, "decoding.beam_size"),
+    ({"training": {"lr": 0.0}}, "training.lr"),  # open lower bound
+    ({"vocab": {"size": 7}}, "vocab.size"),
+    ({"model": {"encoder": {"dropout": float("nan")}}}, "model.encoder.dropout"),  # YAML .nan
+    ({"training": {"lr": float("nan")}}, "training.lr"),
+])
+def test_out_of_range(raw, key):
+    msg = error_of(raw)
+    assert f"{key}:" in msg and "out of range" in msg
+
+
+def test_in_range_bounds_are_accepted():
+    r = recipe_from_dict({"model": {"encoder": {"dropout": 0.0}, "decoder": {"dropout": 1.0}},
+                          "decoding": {"beam_size": 1}, "vocab": {"size": 8}})
+    assert r.model.decoder.dropout == 1.0 and r.decoding.beam_size == 1
+
+
+def test_bad_literal_suggests_and_lists_allowed():
+    msg = error_of({"model": {"encoder": {"cell": "grux"}}})
+    assert "model.encoder.cell" in msg and "did you mean 'gru'" in msg
+    assert "'rnn'" in msg and "'lstm'" in msg
+    msg = error_of({"model": {"attention": {"type": 3}}})
+    assert "model.attention.type" in msg and "'bahdanau'" in msg
+
+
+@pytest.mark.parametrize("raw, needle", [
+    ({"model": {"encoder": {"hidden_size": 8, "bidirectional": True},
+                "decoder": {"hidden_size": 8, "init": "last"}}}, "model.decoder.init"),
+    ({"model": {"embedding_size": 8, "decoder": {"hidden_size": 16}, "tie_output": True}},
+     "model.tie_output"),
+    ({"model": {"share_embeddings": True}, "vocab": {"joint": False}}, "model.share_embeddings"),
+    ({"decoding": {"beam_size": 2, "nbest": 3}}, "decoding.nbest"),
+])
+def test_cross_field_checks(raw, needle):
+    assert needle in error_of(raw)
+
+
+def test_last_init_with_matching_sizes_is_fine():
+    r = recipe_from_dict({"model": {"encoder": {"hidden_size": 8, "bidirectional": True},
+                                    "decoder": {"hidden_size": 16, "init": "last"}}})
+    assert r.model.decoder.init == "last"
+
+
+def test_malformed_yaml_names_line(tmp_path):
+    path = write(tmp_path, "name: x\ntraining:\n  lr: [0.1\n  epochs: 2\nmodel: {\n")
+    with pytest.raises(UserError) as info:
+        load_recipe(path)
+    msg = str(info.value)
+    assert str(path) in msg and "malformed YAML" in msg
+    assert "line 4, column 9" in msg  # where the unclosed list meets `epochs:`
+
+
+def test_malformed_yaml_line_number_is_exact(tmp_path):
+    path = write(tmp_path, "name: x\nmodel:\n  encoder: {cell: gru\n  decoder: 3\n")
+    with pytest.raises(UserError, match=r"line 4, column"):
+        load_recipe(path)
+
+
+def test_missing_and_non_mapping_recipe(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_recipe(tmp_path / "nope.yaml")
+    with pytest.raises(UserError, match="mapping"):
+        load_recipe(write(tmp_path, "- a\n- b\n"))
+
+
+# ---------------------------------------------------------------- overrides
+
+
+def test_overrides_are_applied_and_typed(tmp_path):
+    path = write(tmp_path, "training:\n  lr: 0.1\n  epochs: 4\n")
+    r = load_recipe(path, ["training.lr=0.25", "training.epochs=7", "model.encoder.cell=lstm",
+                           "model.encoder.bidirectional=false", "data.test=[a, b]", "name=12"])
+    assert r.training.lr == 0.25 and r.training.epochs == 7
+    assert r.model.encoder.cell == "lstm" and r.model.encoder.bidirectional is False
+    assert r.data.test == ("a", "b")
+    assert r.name == "12"
+
+
+def test_override_with_exponent_is_a_number(tmp_path):
+    # YAML 1.1 reads '3e-4' (no dot) as a string; a recipe must still take it as a float
+    r = load_recipe(write(tmp_path, "training:\n  min_lr: 1e-7\n"), ["training.lr=3e-4"])
+    assert r.training.lr == pytest.approx(3e-4) and r.training.min_lr == pytest.approx(1e-7)
+
+
+def test_parse_override():
+    assert parse_override("training.epochs=3") == (["training", "epochs"], 3)
+    assert parse_override("data.src= en") == (["data", "src"], "en")
+    assert parse_override("name=a=b") == (["name"], "a=b")
+    with pytest.raises(UserError, match="key.path=value"):
+        parse_override("training.epochs")
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("decoding.beam_size=0", "decoding.beam_size"),
+    ("model.encoder.hiden_size=4", "did you mean 'hidden_size'"),
+    ("training.epochs=two", "training.epochs"),
+    ("training.label_smoothing=.nan", "training.label_smoothing"),
+    ("model.encoder=gru", "model.encoder"),
+])
+def test_bad_overrides_fail(tmp_path, override, needle):
+    with pytest.raises(UserError) as info:
+        load_recipe(write(tmp_path, ""), [override])
+    assert needle in str(info.value)

@@ -1,0 +1,141 @@
+"""Seq2Seq through build_model: shapes for every cell/direction/depth, teacher forcing against the
+step loop, weight sharing, scheduled sampling, overfitting one batch, a golden output."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from seq2seq.data import collate
+from seq2seq.loss import sequence_nll
+from seq2seq.search import greedy_search, max_lengths
+from seq2seq.vocab import BOS, PAD
+
+SRC = [[4, 5, 6, 7, 8], [9, 10], [11, 4, 5]]
+TGT = [[5, 4], [10, 9, 8, 7], [6]]
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_forward_shapes(make_model, cell, bidirectional, num_layers):
+    model = make_model(encoder={"cell": cell, "bidirectional": bidirectional, "num_layers": num_layers},
+                       decoder={"cell": cell, "num_layers": num_layers})
+    assert isinstance(model.encoder.rnn, {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[cell])
+    assert model.encoder.rnn.bidirectional == bidirectional
+    assert model.encoder.rnn.num_layers == num_layers == model.decoder.rnn.num_layers
+    batch = collate(SRC, TGT)
+    logits, weights = model(batch)
+    assert logits.shape == (3, 5, 12)  # (B, T, V): T = longest target + EOS
+    assert weights.shape == (3, 5, 5)  # (B, T, S)
+    assert torch.isfinite(logits).all()
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3, 5))
+    assert torch.all(weights[1, :, 2:] == 0) and torch.all(weights[2, :, 3:] == 0)
+
+
+@pytest.mark.parametrize("input_feeding", [True, False])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_teacher_forced_forward_equals_step_loop(make_model, input_feeding, cell):
+    model = make_model(encoder={"cell": cell, "num_layers": 2},
+                       decoder={"cell": cell, "num_layers": 2, "input_feeding": input_feeding})
+    assert model.decoder.input_feeding == input_feeding
+    batch = collate(SRC, TGT)
+    logits, weights = model(batch)
+    memory, state = model.encode(batch.src, batch.src_lengths)
+    for t in range(batch.tgt_in.size(1)):
+        log_probs, w, state = model.step(batch.tgt_in[:, t], memory, state)
+        torch.testing.assert_close(log_probs, torch.log_softmax(logits[:, t], -1), atol=1e-5, rtol=0)
+        torch.testing.assert_close(w, weights[:, t], atol=1e-5, rtol=0)
+
+
+def test_input_feeding_changes_the_recurrence(make_model):
+    batch = collate(SRC, TGT)
+    with_feed = make_model(decoder={"input_feeding": True})
+    assert with_feed.decoder.rnn.input_size == 8 + 12
+    assert make_model(decoder={"input_feeding": False}).decoder.rnn.input_size == 8
+    # the previous attentional vector reaches the next step: changing it changes the output
+    memory, state = with_feed.encode(batch.src, batch.src_lengths)
+    prev = torch.full((3,), BOS)
+    a, _, _ = with_feed.step(prev, memory, state)
+    state.att_vector = state.att_vector + 1.0
+    b, _, _ = with_feed.step(prev, memory, state)
+    assert not torch.allclose(a, b)
+
+
+def test_scheduled_sampling_without_gold_feeds_own_argmax(make_model):
+    model = make_model(decoder={"num_layers": 1})
+    batch = collate(SRC, TGT)
+    memory, state = model.encode(batch.src, batch.src_lengths)
+    prev, expected = batch.tgt_in[:, 0], []
+    for _ in range(batch.tgt_in.size(1)):
+        log_probs, _, state = model.step(prev, memory, state)
+        expected.append(log_probs)
+        prev = log_probs.argmax(-1)
+    model.teacher_forcing = 0.0
+    model.train()  # no dropout configured, so only the sampling differs
+    logits, _ = model(batch)
+    torch.testing.assert_close(torch.log_softmax(logits, -1), torch.stack(expected, 1), atol=1e-5, rtol=0)
+    model.eval()  # at evaluation the gold tokens are used whatever the ratio
+    gold_logits, _ = model(batch)
+    assert not torch.allclose(gold_logits, logits)
+
+
+def test_tie_output_and_share_embeddings(make_model):
+    tied = make_model(embedding_size=12, tie_output=True, share_embeddings=True)
+    assert tied.generator.weight is tied.tgt_embed.weight
+    assert tied.src_embed is tied.tgt_embed
+    plain = make_model(embedding_size=12)
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert n(plain) - n(tied) == 2 * 12 * 12
+
+
+def test_padding_embedding_starts_at_zero(make_model):
+    model = make_model(deterministic=False)
+    assert torch.all(model.src_embed.weight[PAD] == 0) and torch.all(model.tgt_embed.weight[PAD] == 0)
+
+
+def test_overfit_one_batch_then_greedy_reproduces_targets(make_model):
+    torch.manual_seed(0)
+    src = [[4, 5, 6], [7, 8, 9, 10], [11, 4, 8, 6, 5], [9, 9, 4], [10, 6, 11, 7], [5, 8]]
+    tgt = [s[::-1] for s in src]  # reversal
+    model = make_model(deterministic=False, embedding_size=16,
+                       encoder={"hidden_size": 16}, decoder={"hidden_size": 32})
+    model.train()
+    batch = collate(src, tgt)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(300):
+        logits, _ = model(batch)
+        loss = sequence_nll(logits, batch.tgt_out) / batch.num_tgt_tokens
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if loss.item() < 0.01:
+            break
+    assert loss.item() < 0.05
+    model.eval()
+    hyps = greedy_search(model, batch.src, batch.src_lengths, max_lengths(batch.src_lengths, 1.5, 2))
+    assert [h[0].tokens for h in hyps] == tgt
+
+
+def golden_model(make_model):
+    return make_model(encoder={"cell": "lstm"}, decoder={"cell": "gru", "num_layers": 2})
+
+
+def test_golden_greedy_output_of_deterministic_model(make_model):
+    """sin(arange)-filled weights: values that survive torch upgrades (no RNG involved)."""
+    model = golden_model(make_model)
+    batch = collate([[4, 5, 6, 7], [8, 9]])
+    hyps = greedy_search(model, batch.src, batch.src_lengths, max_lengths(batch.src_lengths, 1.0, 3))
+    assert [h[0].tokens for h in hyps] == [[6, 6, 6, 6, 6, 4, 4], [4, 4, 4, 4, 4]]  # to max length
+    assert [h[0].score for h in hyps] == pytest.approx([-8.50263, -5.12980], abs=1e-4)
+
+
+def test_golden_teacher_forced_loss_of_deterministic_model(make_model):
+    model = golden_model(make_model)
+    batch = collate(SRC, TGT)
+    logits, weights = model(batch)
+    assert sequence_nll(logits, batch.tgt_out).item() == pytest.approx(36.67662, abs=1e-4)
+    assert sequence_nll(logits, batch.tgt_out, 0.1).item() == pytest.approx(36.72805, abs=1e-4)
+    assert weights[0, 0].tolist() == pytest.approx([0.256627, 0.219336, 0.184405, 0.167294, 0.172339],
+                                                   abs=1e-5)

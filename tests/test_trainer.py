@@ -1,0 +1,57 @@
+"""The training loop in-process on the tiny recipe: step limits, validation cadence, exact resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from safetensors.torch import load_file
+
+from seq2seq.config import recipe_from_dict
+from seq2seq.errors import UserError
+from seq2seq.experiment import train
+from seq2seq.translator import Translator
+
+
+def recipe(raw: dict, **training):
+    raw = {**raw, "training": {**raw["training"], **training}}
+    return recipe_from_dict(raw)
+
+
+def last_weights(model_dir):
+    newest = sorted((model_dir / "checkpoints").glob("step_*"))[-1]
+    return newest.name, load_file(str(newest / "weights.safetensors"))
+
+
+def test_max_steps_and_validate_every(tmp_path, tiny_recipe_dict):
+    trainer = train(recipe(tiny_recipe_dict, epochs=5, max_steps=4, validate_every=2), tmp_path / "m")
+    assert trainer.progress.step == 4
+    log = [json.loads(line) for line in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [2, 4]
+    assert [p.name for p in sorted((tmp_path / "m" / "checkpoints").iterdir())] == \
+        ["step_000000002", "step_000000004"]
+    translator = Translator.load(tmp_path / "m", "cpu")
+    assert len(translator.translate(["abc", "de"])) == 2
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny_recipe_dict):
+    train(recipe(tiny_recipe_dict, epochs=2), tmp_path / "straight")
+    train(recipe(tiny_recipe_dict, epochs=1), tmp_path / "split")
+    trainer = train(recipe(tiny_recipe_dict, epochs=2), tmp_path / "split", resume=True)
+    assert trainer.progress.epoch == 2 and trainer.progress.step == 6  # 3 batches per epoch
+    log = (tmp_path / "split" / "train_log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in log] == [3, 6]  # epoch 1 was not trained again
+    (name_a, a), (name_b, b) = last_weights(tmp_path / "straight"), last_weights(tmp_path / "split")
+    assert name_a == name_b == "step_000000006"
+    assert a.keys() == b.keys()
+    for key in a:
+        assert (a[key] == b[key]).all(), key
+
+
+def test_resume_with_a_different_model_is_refused(tmp_path, tiny_recipe_dict):
+    train(recipe(tiny_recipe_dict, max_steps=1), tmp_path / "m")
+    changed = {**tiny_recipe_dict, "model": {**tiny_recipe_dict["model"], "embedding_size": 12}}
+    with pytest.raises(UserError, match="differs"):
+        train(recipe_from_dict(changed), tmp_path / "m", resume=True)
+    with pytest.raises(UserError, match="nothing to resume"):
+        train(recipe(tiny_recipe_dict), tmp_path / "empty", resume=True)
