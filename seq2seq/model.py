@@ -10,6 +10,7 @@ from seq2seq.data import Batch
 from seq2seq.modules.attention import build_attention
 from seq2seq.modules.decoder import DecoderState, Memory, RecurrentDecoder
 from seq2seq.modules.encoder import RecurrentEncoder
+from seq2seq.modules.init import initialize
 from seq2seq.vocab import PAD
 
 
@@ -77,5 +78,7 @@ def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int,
     generator = nn.Linear(d.hidden_size, tgt_vocab_size)
     if cfg.tie_output:
         generator.weight = tgt_embed.weight
-    return Seq2Seq(src_embed, tgt_embed, encoder, decoder, generator, cfg.embedding_dropout,
-                   teacher_forcing)
+    model = Seq2Seq(src_embed, tgt_embed, encoder, decoder, generator, cfg.embedding_dropout,
+                    teacher_forcing)
+    initialize(model, cfg.init, cfg.embedding_init_std)
+    return model

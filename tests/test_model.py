@@ -139,3 +139,24 @@ def test_golden_teacher_forced_loss_of_deterministic_model(make_model):
     assert sequence_nll(logits, batch.tgt_out, 0.1).item() == pytest.approx(36.72805, abs=1e-4)
     assert weights[0, 0].tolist() == pytest.approx([0.256627, 0.219336, 0.184405, 0.167294, 0.172339],
                                                    abs=1e-5)
+
+
+def test_xavier_init_zero_biases_small_embeddings_tied_output_kept(make_model):
+    torch.manual_seed(0)
+    model = make_model(deterministic=False, vocab_size=400, embedding_size=32, tie_output=True,
+                       decoder={"hidden_size": 32, "init": "last"}, encoder={"hidden_size": 16})
+    assert model.generator.weight is model.tgt_embed.weight
+    emb = model.tgt_embed.weight[1:]
+    assert 0.008 < emb.std().item() < 0.012  # N(0, 0.01): the generator did not re-initialise it
+    biases = [p for n, p in model.named_parameters() if "bias" in n]
+    assert biases and all(torch.all(b == 0) for b in biases)
+    w = model.decoder.rnn.weight_hh_l0  # (3H, H): each gate block is its own Glorot matrix
+    bound = (6 / (32 + 32)) ** 0.5
+    assert w.abs().max().item() <= bound and w.abs().max().item() > 0.9 * bound
+
+
+def test_torch_init_keeps_pytorch_defaults(make_model):
+    torch.manual_seed(0)
+    model = make_model(deterministic=False, vocab_size=400, init="torch")
+    assert model.src_embed.weight[1:].std().item() > 0.9  # nn.Embedding's N(0, 1)
+    assert any(torch.any(p != 0) for n, p in model.named_parameters() if "bias" in n)

@@ -1,0 +1,39 @@
+"""Parameter initialisation, applied once by build_model.
+
+'xavier' (the default) follows the usual RNN-NMT practice (JoeyNMT, Nematus): Glorot-uniform
+matrices, each RNN gate block initialised as its own matrix, zero biases, and small normal
+embeddings, which keep the first updates out of the saturated range of the gates.
+'torch' leaves PyTorch's own defaults (uniform +-1/sqrt(H) for RNNs, N(0, 1) embeddings).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+GATES = {nn.RNN: 1, nn.GRU: 3, nn.LSTM: 4}
+
+
+@torch.no_grad()
+def initialize(model: nn.Module, scheme: str, embedding_std: float) -> None:
+    if scheme == "torch":
+        return
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    for module in model.modules():
+        if isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=embedding_std)
+            if module.padding_idx is not None:
+                module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.Linear):
+            if id(module.weight) not in embeddings:  # a tied output layer keeps the embedding's
+                nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif type(module) in GATES:
+            gates = GATES[type(module)]
+            for name, p in module.named_parameters():
+                if name.startswith("weight"):
+                    for block in p.chunk(gates, 0):
+                        nn.init.xavier_uniform_(block)
+                else:
+                    nn.init.zeros_(p)
