@@ -56,12 +56,15 @@ class Translator:
         self.recipe, self.device = recipe, device
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str = "auto") -> "Translator":
+    def load(cls, model_dir: str | Path, device: str = "auto",
+             weights: str | Path = "best.safetensors") -> "Translator":
+        """`weights`: a bare file name is looked up in the model directory; a path is used as is."""
         model_dir = Path(model_dir)
         recipe, meta = load_meta(model_dir)
         src_vocab, tgt_vocab = load_vocabs(model_dir, recipe.vocab.joint)
         model = build_model(recipe.model, meta["src_vocab_size"], meta["tgt_vocab_size"])
-        load_weights(model, model_dir / "best.safetensors")
+        weights = Path(weights)
+        load_weights(model, weights if len(weights.parts) > 1 else model_dir / weights)
         dev = resolve_device(device)
         return cls(model.to(dev), src_vocab, tgt_vocab, recipe, dev)
 

@@ -1,0 +1,80 @@
+"""Data-parallel training through torchrun: who am I, and the few collective calls training needs.
+
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them everything here is a no-op for one
+process, so the trainer has a single code path. PyTorch's own engine does the work:
+DistributedDataParallel all-reduces gradients, torch.distributed carries the small values below.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from seq2seq.errors import UserError
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+def setup(device_name: str = "auto") -> tuple[World, torch.device]:
+    """Join the process group torchrun describes (NCCL on CUDA, gloo on CPU) and pick the device."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    world = World(int(os.environ.get("RANK", "0")), size, int(os.environ.get("LOCAL_RANK", "0")))
+    use_cuda = device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available())
+    if use_cuda and not torch.cuda.is_available():
+        raise UserError("training.device: 'cuda' was asked for but no CUDA GPU is available")
+    device = torch.device("cuda", world.local_rank) if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    if world.distributed and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return world, device
+
+
+def teardown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(world: World) -> None:
+    if world.distributed:
+        dist.barrier()
+
+
+def all_sum(values: list[float], world: World, device: torch.device) -> list[float]:
+    """Element-wise sum over ranks of a few numbers (token counts, losses)."""
+    if not world.distributed:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def broadcast(obj, world: World, device: torch.device):
+    """Rank 0's value of a small JSON-able object, on every rank (sent as JSON, never pickled)."""
+    if not world.distributed:
+        return obj
+    data = json.dumps(obj).encode() if world.is_main else b""
+    size = torch.tensor([len(data)], dtype=torch.int64, device=device)
+    dist.broadcast(size, src=0)
+    buf = torch.zeros(int(size.item()), dtype=torch.uint8, device=device)
+    if world.is_main:
+        buf.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+    dist.broadcast(buf, src=0)
+    return json.loads(bytes(buf.cpu().tolist()).decode())
