@@ -1,0 +1,107 @@
+"""tools/flops.py against torch's own FLOP counter, and tools/bench.py end to end on tiny data."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import bench  # noqa: E402
+from flops import TRAINING_FACTOR, forward_flops  # noqa: E402
+
+from seq2seq.data import collate  # noqa: E402
+from seq2seq.errors import UserError  # noqa: E402
+
+MODELS = {
+    "gru bahdanau input feeding": {"encoder": {"num_layers": 2}},
+    "rnn dot fused": {"encoder": {"cell": "rnn"}, "attention": {"type": "dot"},
+                      "decoder": {"cell": "rnn", "hidden_size": 16, "input_feeding": False}},
+    "lstm general zero init": {"encoder": {"cell": "lstm", "num_layers": 2}, "attention": {"type": "general"},
+                               "decoder": {"cell": "lstm", "num_layers": 2, "init": "zero"}},
+    "concat tied": {"attention": {"type": "concat", "hidden_size": 6}, "embedding_size": 12,
+                    "tie_output": True},
+}
+
+
+@pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")
+@pytest.mark.parametrize("section", MODELS.values(), ids=MODELS.keys())
+def test_flop_count_matches_torch_flop_counter(make_model, section):
+    model = make_model(vocab_size=20, **section)
+    B, S, T = 3, 7, 5  # equal lengths: no padding, so torch counts only real tokens too
+    batch = collate([[5] * S] * B, [[6] * (T - 1)] * B)
+    # oneDNN's fused LSTM is invisible to the counter; without it the LSTM runs as matmuls.
+    with torch.backends.mkldnn.flags(enabled=False), FlopCounterMode(display=False) as counter:
+        logits, _ = model(batch)
+        forward = counter.get_total_flops()
+        logits.sum().backward()
+    ours = forward_flops(model, [S] * B, [T] * B)
+    assert sum(ours.values()) == pytest.approx(forward, rel=0.02)
+    assert TRAINING_FACTOR * sum(ours.values()) == pytest.approx(counter.get_total_flops(), rel=0.1)
+
+
+def test_flop_count_sums_each_sentence_at_its_own_lengths(make_model):
+    model = make_model()
+    a, b = forward_flops(model, [3], [4]), forward_flops(model, [5], [2])
+    both = forward_flops(model, [3, 5], [4, 2])
+    assert both.keys() == a.keys()
+    for key in both:
+        assert both[key] == pytest.approx(a[key] + b[key])
+    assert a["attention scores"] == pytest.approx(3 * 4 / (5 * 2) * b["attention scores"])
+
+
+def test_padding_counts_pad_positions_per_real_token():
+    corpus = SimpleNamespace(src_lengths=np.array([2, 4, 5]), tgt_lengths=np.array([3, 3, 1]))
+    out = bench.padding([np.array([0, 1]), np.array([2])], corpus)
+    assert out["padding_src"] == pytest.approx(2 / 11)  # (2*4 - 6) pad over 2+4+5 real
+    assert out["padding_tgt"] == pytest.approx(0 / 10)  # targets + EOS: 4, 4 | 2
+    assert out["batches_per_epoch"] == 2 and out["sentences_per_batch"] == 1.5
+
+
+def test_bench_runs_two_variants_and_writes_json(tmp_path, data_dir, tiny_recipe_dict, capsys):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe_dict), encoding="utf-8")
+    out = tmp_path / "bench.json"
+    code = bench.main([str(recipe), "--data-dir", str(data_dir), "--steps", "2", "--warmup", "1",
+                       "--decode-sentences", "6", "--matmul-size", "128", "--json", str(out),
+                       "--variant", "dot:model.attention.type=dot,model.decoder.hidden_size=16",
+                       "training.batch_type=tokens", "training.batch_size=60"])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "MFU %" in table and "dot" in table and "x)" in table
+    report = json.loads(out.read_text())
+    tiny, dot = report["variants"]
+    assert (tiny["name"], dot["name"]) == ("tiny", "dot")
+    assert tiny["recipe"]["training"]["batch_type"] == dot["recipe"]["training"]["batch_type"] == "tokens"
+    assert dot["recipe"]["model"]["attention"]["type"] == "dot"
+    for r in (tiny, dot):
+        for key in ("train_tgt_tok_s", "train_src_tok_s", "mflop_per_tgt_token", "model_gflop_s",
+                    "matmul_gflop_s", "mfu", "greedy_sent_s", "greedy_tok_s", "beam5_sent_s",
+                    "beam5_tok_s", "peak_memory_mib", "sentences_per_batch"):
+            assert r[key] > 0, key
+        assert r["padding_src"] >= 0 and r["padding_tgt"] >= 0
+        assert r["train_steps"] == 2 and r["decode_sentences"] == 6 and r["compile"] == "off"
+        assert r["mflop_per_tgt_token"] == pytest.approx(
+            TRAINING_FACTOR * sum(r["forward_mflop_per_tgt_token"].values()))
+    assert "attention query" in tiny["forward_mflop_per_tgt_token"]
+    assert "attention query" not in dot["forward_mflop_per_tgt_token"]
+    assert report["ratios"]["dot"]["mfu"] == pytest.approx(dot["mfu"] / tiny["mfu"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--variant", "no-colon"], "expected NAME:key.path=value"),
+    (["model.encoder.hiden_size=4"], "did you mean 'hidden_size'"),
+    (["--variant", "x:model.attention.type=dott"], "did you mean 'dot'"),
+])
+def test_bad_entries_are_user_errors_before_any_work(tmp_path, tiny_recipe_dict, argv, message):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe_dict), encoding="utf-8")
+    with pytest.raises(UserError, match=message):
+        bench.main([str(recipe), *argv])
