@@ -7,8 +7,11 @@
       best.safetensors      weights with the best validation score; what commands load
       checkpoints/step_N/   weights.safetensors, state.safetensors, state.json (for --resume)
       train_log.jsonl       one line per validation
+      steps.jsonl           one line per update (loss, tokens, gradient norm)
 
-Nothing here is unpickled: tensors go through safetensors, everything else through JSON.
+Nothing here is unpickled: tensors go through safetensors, everything else through JSON. Every
+file is written to a temporary name, fsynced and renamed, so a crash leaves the old file or the
+new one, never half of one.
 """
 
 from __future__ import annotations
@@ -28,13 +31,32 @@ from seq2seq.errors import UserError
 FORMAT_VERSION = 1
 
 
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in `path` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: Path, write) -> None:
     """Write through a temporary file, fsync, then rename over `path`."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
 
 
 def write_json(path: Path, data) -> None:
@@ -62,11 +84,23 @@ def save_meta(model_dir: Path, recipe: Recipe, src_vocab_size: int, tgt_vocab_si
 def load_meta(model_dir: Path) -> tuple[Recipe, dict]:
     if not model_dir.is_dir():
         raise UserError(f"{model_dir}: model directory not found")
-    meta = read_json(model_dir / "meta.json")
-    version = meta.get("format_version") if isinstance(meta, dict) else None
-    if version != FORMAT_VERSION:
-        raise UserError(f"{model_dir / 'meta.json'}: model format version {version!r}; this seq2seq "
-                        f"reads version {FORMAT_VERSION}")
+    path = model_dir / "meta.json"
+    meta = read_json(path)
+    if not isinstance(meta, dict) or "format_version" not in meta:
+        raise UserError(f"{path}: no format_version; not a seq2seq model directory")
+    version = meta["format_version"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise UserError(f"{path}: format_version {version!r} is not a version number")
+    if version < FORMAT_VERSION:
+        raise UserError(f"{path}: model format version {version!r} is older than this seq2seq's "
+                        f"({FORMAT_VERSION}); use the seq2seq that wrote it, or train again")
+    if version > FORMAT_VERSION:
+        raise UserError(f"{path}: model format version {version} was written by a newer seq2seq "
+                        f"(this one reads version {FORMAT_VERSION}); upgrade seq2seq")
+    for key in ("src_vocab_size", "tgt_vocab_size"):
+        size = meta.get(key)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise UserError(f"{path}: {key} is {size!r}; expected a positive integer")
     recipe = recipe_from_dict(read_json(model_dir / "recipe.json"), str(model_dir / "recipe.json"))
     return recipe, meta
 
@@ -127,7 +161,8 @@ def save_checkpoint(model_dir: Path, step: int, model: torch.nn.Module, state: d
     root = model_dir / "checkpoints"
     final = root / f"step_{step:09d}"
     work = root / f".step_{step:09d}.partial"
-    shutil.rmtree(work, ignore_errors=True)
+    for stale in root.glob(".step_*.partial"):  # left by a run killed while saving
+        shutil.rmtree(stale, ignore_errors=True)
     work.mkdir(parents=True)
     save_weights(model, work / "weights.safetensors")
     tensors: dict = {}
@@ -136,6 +171,7 @@ def save_checkpoint(model_dir: Path, step: int, model: torch.nn.Module, state: d
     write_json(work / "state.json", skeleton)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(work, final)
+    _fsync_dir(root)
     for old in sorted(root.glob("step_*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -150,9 +186,13 @@ def load_checkpoint(path: Path, model: torch.nn.Module) -> dict:
     load_weights(model, path / "weights.safetensors")
     try:
         tensors = load_file(str(path / "state.safetensors"))
-    except (SafetensorError, OSError, FileNotFoundError) as e:
+    except (SafetensorError, OSError, RuntimeError, ValueError) as e:
         raise UserError(f"{path / 'state.safetensors'}: corrupt or missing ({e})") from None
-    return _unflatten(read_json(path / "state.json"), tensors)
+    try:
+        return _unflatten(read_json(path / "state.json"), tensors)
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{path / 'state.json'}: does not match state.safetensors "
+                        f"({e.__class__.__name__}: {e})") from None
 
 
 def holds_model(model_dir: Path) -> bool:

@@ -20,6 +20,7 @@ import yaml
 from seq2seq.errors import UserError
 
 Cell = Literal["rnn", "gru", "lstm"]
+_FLOAT32_MAX = 3.4028234663852886e38  # recipe numbers meet float32 tensors
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")  # YAML 1.1 reads 3e-4 as a string
 
 
@@ -109,7 +110,10 @@ class TrainingConfig:
     validate_every: int = field(default=0, metadata=_range(0))  # steps; 0: once per epoch
     patience: int = field(default=0, metadata=_range(0))  # early stop; 0: never
     log_every: int = field(default=100, metadata=_range(1))
-    seed: int = 1
+    checkpoint_every: int = field(default=0, metadata=_range(0))  # steps; 0: at validations only
+    keep_checkpoints: int = field(default=2, metadata=_range(1))  # newest checkpoints kept on disk
+    max_bad_steps: int = field(default=10, metadata=_range(1))  # non-finite steps in a row, then stop
+    seed: int = field(default=1, metadata=_range(0, 2**63 - 1))
     device: Literal["auto", "cpu", "cuda"] = "auto"
     autocast: bool = True  # bf16 autocast on CUDA
     threads: int = field(default=0, metadata=_range(0))  # CPU threads; 0: all cores
@@ -148,6 +152,15 @@ def _allowed(tp: Any) -> str:
     )
 
 
+def _show(value: Any, limit: int = 60) -> str:
+    """repr for messages, cut to `limit` characters; ints too long for repr() are summarised."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more than 4300 digits, maybe inside a list
+        return f"<an integer of {value.bit_length()} bits>" if isinstance(value, int) else "<too long>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _coerce(value: Any, tp: Any, key: str, meta: dict, errors: list[str]) -> Any:
     origin = typing.get_origin(tp)
     ok = True
@@ -156,7 +169,7 @@ def _coerce(value: Any, tp: Any, key: str, meta: dict, errors: list[str]) -> Any
         if not ok and isinstance(value, str):
             near = difflib.get_close_matches(value, [str(a) for a in typing.get_args(tp)], 1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
-            errors.append(f"{key}: {value!r} is not allowed{hint} (allowed: {_allowed(tp)})")
+            errors.append(f"{key}: {_show(value)} is not allowed{hint} (allowed: {_allowed(tp)})")
             return None
     elif origin is tuple:
         if isinstance(value, str):
@@ -171,20 +184,27 @@ def _coerce(value: Any, tp: Any, key: str, meta: dict, errors: list[str]) -> Any
         if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
             value = float(value)
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and abs(value) > _FLOAT32_MAX:  # (nan passes here; the range check below catches it)
+            errors.append(f"{key}: {_show(value)} is out of range (must be a finite number "
+                          "between -3.4e38 and 3.4e38)")
+            return None
         value = float(value) if ok else value
     elif tp is str:
         ok = isinstance(value, (str, int, float)) and not isinstance(value, bool)
-        value = str(value) if ok else value
+        try:
+            value = str(value) if ok else value
+        except ValueError:  # an int too long to print
+            ok = False
     if not ok:
-        errors.append(f"{key}: expected {_allowed(tp)}, got {value!r}")
+        errors.append(f"{key}: expected {_allowed(tp)}, got {_show(value)}")
         return None
     lo, hi = meta.get("lo"), meta.get("hi")
     if lo is not None and (value != value or value < lo or (meta.get("lo_open") and value == lo)):  # nan
         op = ">" if meta.get("lo_open") else ">="
-        errors.append(f"{key}: {value!r} is out of range (must be {op} {lo}" +
+        errors.append(f"{key}: {_show(value)} is out of range (must be {op} {lo}" +
                       (f" and <= {hi})" if hi is not None else ")"))
     elif hi is not None and value > hi:
-        errors.append(f"{key}: {value!r} is out of range (must be between {lo} and {hi})")
+        errors.append(f"{key}: {_show(value)} is out of range (must be between {lo} and {hi})")
     return value
 
 
@@ -193,7 +213,7 @@ def _build(cls: type, raw: Any, path: str, errors: list[str]) -> Any:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        errors.append(f"{where}: expected a mapping of keys, got {raw!r}")
+        errors.append(f"{where}: expected a mapping of keys, got {_show(raw)}")
         return cls()
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -268,11 +288,16 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 def read_yaml(path: str | Path) -> Any:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise UserError(f"{path}: recipe file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: cannot read recipe ({e.__class__.__name__}: {e})") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read recipe ({e.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise UserError(f"{path}: line {line}: bytes are not UTF-8 ({e.reason})") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -280,6 +305,8 @@ def read_yaml(path: str | Path) -> Any:
         line = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise UserError(f"{path}:{line} malformed YAML: {problem}") from None
+    except RecursionError:
+        raise UserError(f"{path}: malformed YAML: nested too deeply") from None
 
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:

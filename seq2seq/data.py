@@ -62,6 +62,13 @@ def check_parallel(src: Path, tgt: Path) -> int:
     return counts[0]
 
 
+def check_no_empty_pairs(src: Path, tgt: Path) -> None:
+    """For data.empty_lines 'error': a pair with an empty side is an error naming its line."""
+    for (number, s), (_, t) in zip(iter_lines(src), iter_lines(tgt)):
+        if not s.strip() or not t.strip():
+            raise UserError(f"{src} / {tgt}:{number}: empty line (data.empty_lines is 'error')")
+
+
 def _fingerprint(path: Path) -> str:
     st = path.stat()
     return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"

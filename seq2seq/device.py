@@ -9,11 +9,12 @@ import torch
 from seq2seq.errors import UserError
 
 
-def resolve_device(name: str = "auto") -> torch.device:
+def resolve_device(name: str = "auto", source: str = "training.device") -> torch.device:
+    """'auto', 'cpu' or 'cuda'; `source` names the setting in the error message."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("training.device: 'cuda' was asked for but no CUDA GPU is available")
+        raise UserError(f"{source}: 'cuda' was asked for but no CUDA GPU is available")
     return torch.device(name)
 
 

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from seq2seq.checkpoint import holds_model, list_checkpoints, load_meta, save_meta
+from seq2seq.checkpoint import atomic_write, holds_model, list_checkpoints, load_meta, save_meta
 from seq2seq.config import Recipe, to_dict
-from seq2seq.data import load_corpus, read_lines
+from seq2seq.data import check_no_empty_pairs, check_parallel, load_corpus, read_lines
 from seq2seq.device import resolve_device
 from seq2seq.errors import UserError
 from seq2seq.model import build_model
 from seq2seq.trainer import Trainer, Validation
 from seq2seq.vocab import build_vocabs, load_vocabs
 
-OWNED = ("meta.json", "recipe.json", "best.safetensors", "train_log.jsonl", "spm.model", "spm.vocab",
-         "spm_src.model", "spm_src.vocab", "spm_tgt.model", "spm_tgt.vocab", "checkpoints")
+OWNED = ("meta.json", "recipe.json", "best.safetensors", "train_log.jsonl", "steps.jsonl", "spm.model",
+         "spm.vocab", "spm_src.model", "spm_src.vocab", "spm_tgt.model", "spm_tgt.vocab", "checkpoints")
 
 
 def data_files(recipe: Recipe, prefix: str) -> tuple[Path, Path]:
@@ -27,60 +28,99 @@ def data_files(recipe: Recipe, prefix: str) -> tuple[Path, Path]:
     files = Path(d.dir) / f"{prefix}.{d.src}", Path(d.dir) / f"{prefix}.{d.tgt}"
     for f in files:
         if not f.is_file():
-            raise UserError(f"{f}: not found (data.dir={d.dir!r}); put the {prefix!r} split there as "
+            what = "is not a file" if f.exists() else "not found"
+            raise UserError(f"{f}: {what} (data.dir={d.dir!r}); put the {prefix!r} split there as "
                             f"{prefix}.{d.src} and {prefix}.{d.tgt}, one sentence per line")
     return files
 
 
-def prepare_model_dir(model_dir: Path, resume: bool, overwrite: bool) -> None:
+def check_model_dir(model_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to write into a directory that holds a model unless told to; writes nothing."""
     if resume and overwrite:
         raise UserError("--resume and --overwrite exclude each other")
+    if model_dir.exists() and not model_dir.is_dir():
+        raise UserError(f"{model_dir}: exists and is not a directory")
     if holds_model(model_dir) and not (resume or overwrite):
         raise UserError(f"{model_dir}: already holds a model; pass --resume to continue it or "
                         "--overwrite to replace it")
     if resume and not holds_model(model_dir):
         raise UserError(f"{model_dir}: nothing to resume (no meta.json or checkpoints)")
-    if overwrite:
-        for name in OWNED:
-            target = model_dir / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    model_dir.mkdir(parents=True, exist_ok=True)
+
+
+def clear_model_dir(model_dir: Path) -> None:
+    """Remove what an earlier run wrote (--overwrite); other files stay."""
+    for name in OWNED:
+        target = model_dir / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
+def _saved_vocabs(recipe: Recipe, model_dir: Path):
+    """The vocabularies of the run being resumed, which must have the same model and vocab."""
+    saved, meta = load_meta(model_dir)
+    if to_dict(saved)["model"] != to_dict(recipe)["model"] or saved.vocab != recipe.vocab:
+        raise UserError(f"{model_dir}: the recipe's model or vocab section differs from the one "
+                        "saved there; resume with the same recipe")
+    return load_vocabs(model_dir, recipe.vocab.joint, meta)
+
+
+def _new_vocabs(train_src: Path, train_tgt: Path, model_dir: Path, recipe: Recipe, overwrite: bool):
+    """Train the vocabularies aside; only once that worked is the model directory (re)written."""
+    with tempfile.TemporaryDirectory(prefix="seq2seq-vocab-") as staging:
+        build_vocabs(train_src, train_tgt, Path(staging), recipe.vocab)
+        if overwrite:
+            clear_model_dir(model_dir)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        for f in Path(staging).iterdir():
+            atomic_write(model_dir / f.name, lambda p, f=f: shutil.copyfile(f, p))
+    return load_vocabs(model_dir, recipe.vocab.joint)
+
+
+def check_inputs(recipe: Recipe, model_dir: Path, resume: bool, overwrite: bool) -> list[Path]:
+    """Everything a run reads, checked before anything is written; returns the data files
+    [train source, train target, valid source, valid target]."""
+    files = [*data_files(recipe, recipe.data.train), *data_files(recipe, recipe.data.valid)]
+    check_parallel(files[0], files[1])
+    check_parallel(files[2], files[3])
+    if recipe.data.empty_lines == "error":
+        check_no_empty_pairs(files[0], files[1])
+    check_model_dir(model_dir, resume, overwrite)
+    return files
 
 
 def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool = False) -> Trainer:
-    """Train the recipe into `model_dir` (or continue the run there)."""
+    """Train the recipe into `model_dir` (or continue the run there).
+
+    Inputs are checked before anything is written; a run that fails before training leaves no
+    new model directory behind.
+    """
     model_dir = Path(model_dir)
-    train_src, train_tgt = data_files(recipe, recipe.data.train)
-    valid_src, valid_tgt = data_files(recipe, recipe.data.valid)
-    prepare_model_dir(model_dir, resume, overwrite)
-    if resume:
-        saved, _ = load_meta(model_dir)
-        if to_dict(saved)["model"] != to_dict(recipe)["model"] or saved.vocab != recipe.vocab:
-            raise UserError(f"{model_dir}: the recipe's model or vocab section differs from the one "
-                            "saved there; resume with the same recipe")
+    train_src, train_tgt, valid_src, valid_tgt = check_inputs(recipe, model_dir, resume, overwrite)
     cfg = recipe.training
+    device = resolve_device(cfg.device)
+    created = not model_dir.exists()
+    try:
+        if resume:
+            src_vocab, tgt_vocab = _saved_vocabs(recipe, model_dir)
+        else:
+            src_vocab, tgt_vocab = _new_vocabs(train_src, train_tgt, model_dir, recipe, overwrite)
+        corpus = load_corpus(train_src, train_tgt, src_vocab, tgt_vocab, recipe.data)
+    except UserError:
+        if created:
+            shutil.rmtree(model_dir, ignore_errors=True)
+        raise
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device)
-
-    if resume:
-        src_vocab, tgt_vocab = load_vocabs(model_dir, recipe.vocab.joint)
-    else:
-        src_vocab, tgt_vocab = build_vocabs(train_src, train_tgt, model_dir, recipe.vocab)
-    save_meta(model_dir, recipe, len(src_vocab), len(tgt_vocab))
-    corpus = load_corpus(train_src, train_tgt, src_vocab, tgt_vocab, recipe.data)
     stats = corpus.stats()
     tqdm.write(f"data: {stats['used']} of {stats['pairs']} training pairs used; "
                f"{stats['empty_skipped']} empty skipped, {stats['too_long_skipped']} too long skipped, "
                f"{stats['truncated']} truncated to {recipe.data.max_length} tokens")
-    vs, vt = read_lines(valid_src), read_lines(valid_tgt)
-    if len(vs) != len(vt):
-        raise UserError(f"{valid_src} has {len(vs)} lines but {valid_tgt} has {len(vt)}")
-    valid = Validation(src_vocab.encode(vs), tgt_vocab.encode(vt), vt)
+    vt = read_lines(valid_tgt)
+    valid = Validation(src_vocab.encode(read_lines(valid_src)), tgt_vocab.encode(vt), vt)
+    save_meta(model_dir, recipe, len(src_vocab), len(tgt_vocab))
 
     model = build_model(recipe.model, len(src_vocab), len(tgt_vocab), cfg.teacher_forcing)
     n_params = sum(p.numel() for p in model.parameters())
@@ -103,4 +143,5 @@ def _resume_from_latest(trainer: Trainer, model_dir: Path) -> None:
         tqdm.write(f"resuming from {path} (step {trainer.progress.step}, epoch "
                    f"{trainer.progress.epoch + 1}, batch {trainer.progress.batch_in_epoch})")
         return
-    raise UserError(f"{model_dir / 'checkpoints'}: no readable checkpoint to resume from")
+    raise UserError(f"{model_dir / 'checkpoints'}: no readable checkpoint to resume from; start again "
+                    "with --overwrite")

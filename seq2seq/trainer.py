@@ -1,9 +1,15 @@
-"""The training loop: step (autocast -> backward -> clip -> step), validation, checkpoints, stopping."""
+"""The training loop: step (autocast -> backward -> clip -> step), validation, checkpoints, stopping.
+
+Work is never lost: checkpoints every `training.checkpoint_every` steps and at every validation;
+SIGINT/SIGTERM finish the step, save and return (`Trainer.interrupted` names the signal); a step
+with a non-finite loss or gradient norm is skipped and counted, and `training.max_bad_steps` of
+them in a row stop training with a UserError naming the last good checkpoint.
+"""
 
 from __future__ import annotations
 
-import json
 import math
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +22,12 @@ from seq2seq.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from seq2seq.config import Recipe, TrainingConfig
 from seq2seq.data import Corpus, collate, make_batches
 from seq2seq.device import autocast
+from seq2seq.errors import UserError
+from seq2seq.logs import JsonLines
 from seq2seq.loss import sequence_nll
 from seq2seq.metrics import bleu
 from seq2seq.model import Seq2Seq
+from seq2seq.signals import StopRequest
 from seq2seq.translator import decode_ids
 from seq2seq.vocab import Vocab
 
@@ -62,6 +71,7 @@ class Progress:
     best_score: float = float("-inf")
     bad_validations: int = 0
     skipped_steps: int = 0  # non-finite loss or gradient
+    bad_steps_in_row: int = 0  # the same, since the last good step
     history: list = field(default_factory=list)
 
 
@@ -74,7 +84,10 @@ class Trainer:
         self.optimizer = build_optimizer(model.parameters(), self.cfg)
         self.scheduler = build_scheduler(self.optimizer, self.cfg)
         self.progress = Progress()
-        self.log_path = model_dir / "train_log.jsonl"
+        self.log = JsonLines(model_dir / "train_log.jsonl")  # one line per validation
+        self.step_log = JsonLines(model_dir / "steps.jsonl")  # one line per update
+        self.last_checkpoint: Path | None = None  # the newest one saved or resumed from
+        self.interrupted: str | None = None  # the signal that stopped training, if one did
         self.train_seconds, self.train_tokens = 0.0, 0  # this process's training steps only
 
     # ------------------------------------------------------------ state
@@ -85,18 +98,32 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
                 "rng_torch": torch.get_rng_state(),
-                "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+                "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "rng_python": random.getstate(),
+                "rng_numpy": _numpy_rng_state()}
 
     def resume(self, path: Path) -> None:
+        """Continue from a checkpoint; the logs lose what was written after it (done again)."""
         state = load_checkpoint(path, self.model)
         self.model.to(self.device)
-        self.progress = Progress(**state["progress"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state["scheduler"] is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng_torch"])
-        if torch.cuda.is_available() and state["rng_cuda"]:
-            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        try:
+            self.progress = Progress(**state["progress"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None and state["scheduler"] is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng_torch"])
+            if torch.cuda.is_available() and state["rng_cuda"]:
+                torch.cuda.set_rng_state_all(state["rng_cuda"])
+            if "rng_python" in state:  # (absent from checkpoints of older versions)
+                random.setstate(state["rng_python"])
+                np.random.set_state(_numpy_rng_tuple(state["rng_numpy"]))
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            first = (str(e).splitlines() or [""])[0]
+            raise UserError(f"{path}: trainer state does not fit this recipe "
+                            f"({e.__class__.__name__}: {first})") from None
+        self.last_checkpoint = path
+        self.log.trim(self.progress.step)
+        self.step_log.trim(self.progress.step)
 
     # ------------------------------------------------------------ steps
 
@@ -152,7 +179,7 @@ class Trainer:
         """Record, keep the best weights, schedule, and say whether to stop early."""
         p = self.progress
         result.update(step=p.step, epoch=p.epoch, lr=self.optimizer.param_groups[0]["lr"])
-        improved = result["bleu"] > p.best_score
+        improved = result["bleu"] > p.best_score and self._weights_finite()
         if improved:
             p.best_score, p.bad_validations = result["bleu"], 0
             save_weights(self.model, self.model_dir / "best.safetensors")
@@ -160,8 +187,8 @@ class Trainer:
             p.bad_validations += 1
         result["best"] = improved
         p.history.append({k: result[k] for k in ("step", "epoch", "bleu", "valid_loss")})
-        with open(self.log_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(result) + "\n")
+        self.log.append(result)
+        self.log.close()
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step(result["bleu"])
         tqdm.write(f"validation step {p.step} after {p.epoch} epochs: BLEU {result['bleu']:.2f} "
@@ -169,46 +196,105 @@ class Trainer:
                    + ("  (best, saved)" if improved else f"  (no gain x{p.bad_validations})"))
         return 0 < self.cfg.patience <= p.bad_validations
 
-    def _checkpoint(self) -> None:
-        save_checkpoint(self.model_dir, self.progress.step, self.model, self.state_dict())
+    def _weights_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
 
-    def train(self) -> Progress:
+    def _checkpoint(self) -> None:
+        """Save a checkpoint, unless the weights went non-finite: it would push out a good one."""
+        if not self._weights_finite():
+            tqdm.write(f"warning: step {self.progress.step}: weights are not finite; no checkpoint saved")
+            return
+        self.last_checkpoint = save_checkpoint(self.model_dir, self.progress.step, self.model,
+                                               self.state_dict(), keep=self.cfg.keep_checkpoints)
+
+    def _record_step(self, loss: float, ntok: int, norm: float) -> None:
+        """Log the step; count non-finite ones and stop after `max_bad_steps` of them in a row."""
+        p, finite = self.progress, math.isfinite(loss)
+        record = {"step": p.step, "epoch": p.epoch + 1, "loss": loss if finite else None, "tokens": ntok,
+                  "grad_norm": norm if math.isfinite(norm) else None}
+        self.step_log.append(record if finite else {**record, "skipped": True})
+        p.bad_steps_in_row = 0 if finite else p.bad_steps_in_row + 1
+        if p.bad_steps_in_row >= self.cfg.max_bad_steps:
+            raise UserError(f"training stopped at step {p.step}: the last {p.bad_steps_in_row} steps "
+                            f"had a non-finite loss or gradient norm (training.max_bad_steps is "
+                            f"{self.cfg.max_bad_steps}); last good checkpoint: "
+                            f"{self.last_checkpoint or 'none saved yet'}")
+
+    def _after_step(self, end_of_epoch: bool, request: StopRequest) -> str | None:
+        """Validate and save when due; say why training must stop now, if it must."""
         cfg, p = self.cfg, self.progress
-        self.model.to(self.device).train()
-        stop = False
-        while p.epoch < cfg.epochs and not stop:
-            batches = self.epoch_batches(p.epoch)
-            bar = tqdm(total=len(batches), initial=p.batch_in_epoch, unit="batch",
-                       desc=f"epoch {p.epoch + 1}/{cfg.epochs}", dynamic_ncols=True, mininterval=1.0)
-            tokens, start, losses = 0, time.perf_counter(), []
-            while p.batch_in_epoch < len(batches):
+        stop = None
+        if (cfg.validate_every and p.step % cfg.validate_every == 0) or \
+                (not cfg.validate_every and end_of_epoch):
+            stop = "patience" if self._after_validation(self.validate()) else None
+            self._checkpoint()
+        elif cfg.checkpoint_every and p.step % cfg.checkpoint_every == 0:
+            self._checkpoint()
+        if cfg.max_steps and p.step >= cfg.max_steps:
+            stop = stop or "max_steps"
+        return stop or ("signal" if request.signal else None)
+
+    def _train_epoch(self, request: StopRequest) -> str | None:
+        """Train to the end of the epoch; return why training must stop now, if it must."""
+        cfg, p = self.cfg, self.progress
+        batches = self.epoch_batches(p.epoch)
+        bar = tqdm(total=len(batches), initial=p.batch_in_epoch, unit="batch",
+                   desc=f"epoch {p.epoch + 1}/{cfg.epochs}", dynamic_ncols=True, mininterval=1.0)
+        tokens, start, losses = 0, time.perf_counter(), []
+        try:
+            for indices in batches[p.batch_in_epoch:]:
                 t0 = time.perf_counter()
-                loss, ntok, norm = self.train_step(batches[p.batch_in_epoch])
+                loss, ntok, norm = self.train_step(indices)
                 self.train_seconds += time.perf_counter() - t0
                 self.train_tokens += ntok
                 p.batch_in_epoch += 1
                 p.step += 1
+                self._record_step(loss, ntok, norm)
                 tokens += ntok
                 losses.append(loss)
                 bar.update(1)
-                if p.step % cfg.log_every == 0 or p.batch_in_epoch == len(batches):
-                    rate = tokens / max(time.perf_counter() - start, 1e-9)
-                    bar.set_postfix(loss=f"{np.nanmean(losses[-cfg.log_every:]):.3f}",
-                                    tok_s=f"{rate:.0f}", norm=f"{norm:.2f}", refresh=False)
                 end_of_epoch = p.batch_in_epoch == len(batches)
+                if p.step % cfg.log_every == 0 or end_of_epoch:
+                    rate = tokens / max(time.perf_counter() - start, 1e-9)
+                    recent = [x for x in losses[-cfg.log_every:] if math.isfinite(x)]
+                    bar.set_postfix(loss=f"{np.mean(recent) if recent else float('nan'):.3f}",
+                                    tok_s=f"{rate:.0f}", norm=f"{norm:.2f}", refresh=False)
                 if end_of_epoch:
                     p.epoch, p.batch_in_epoch = p.epoch + 1, 0
-                if (cfg.validate_every and p.step % cfg.validate_every == 0) or \
-                        (not cfg.validate_every and end_of_epoch):
-                    stop = self._after_validation(self.validate())
-                    self._checkpoint()
-                if stop or (cfg.max_steps and p.step >= cfg.max_steps):
-                    stop = True
-                    break
-                if end_of_epoch:
-                    break
+                stop = self._after_step(end_of_epoch, request)
+                if stop:
+                    return stop
+        finally:
             bar.close()
-        if not (self.model_dir / "best.safetensors").exists():
-            self._after_validation(self.validate())
-        self._checkpoint()
+        return None
+
+    def train(self) -> Progress:
+        """Train to the recipe's end (epochs, max_steps, patience) or to a SIGINT/SIGTERM."""
+        cfg, p = self.cfg, self.progress
+        self.model.to(self.device).train()
+        with StopRequest() as request:
+            reason = None
+            try:
+                while p.epoch < cfg.epochs and reason is None:
+                    reason = self._train_epoch(request)
+            finally:
+                self.step_log.close()
+            self.interrupted = request.signal if reason == "signal" and p.epoch < cfg.epochs else None
+            saved = self.last_checkpoint is not None and self.last_checkpoint.name == f"step_{p.step:09d}"
+            if not self.interrupted and not (self.model_dir / "best.safetensors").exists():
+                self._after_validation(self.validate())
+                saved = False
+            if not saved:
+                self._checkpoint()
         return p
+
+
+def _numpy_rng_state() -> dict:
+    name, key, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    return {"name": name, "key": key.tolist(), "pos": int(pos), "has_gauss": int(has_gauss),
+            "gauss": float(gauss)}
+
+
+def _numpy_rng_tuple(state: dict) -> tuple:
+    return (state["name"], np.asarray(state["key"], dtype=np.uint32), state["pos"], state["has_gauss"],
+            state["gauss"])

@@ -61,11 +61,11 @@ class Translator:
         """`weights`: a bare file name is looked up in the model directory; a path is used as is."""
         model_dir = Path(model_dir)
         recipe, meta = load_meta(model_dir)
-        src_vocab, tgt_vocab = load_vocabs(model_dir, recipe.vocab.joint)
+        src_vocab, tgt_vocab = load_vocabs(model_dir, recipe.vocab.joint, meta)
         model = build_model(recipe.model, meta["src_vocab_size"], meta["tgt_vocab_size"])
         weights = Path(weights)
         load_weights(model, weights if len(weights.parts) > 1 else model_dir / weights)
-        dev = resolve_device(device)
+        dev = resolve_device(device, "device")
         return cls(model.to(dev), src_vocab, tgt_vocab, recipe, dev)
 
     def search(self, lines: list[str], beam_size: int | None = None, batch_size: int | None = None,

@@ -56,8 +56,9 @@ def train_sentencepiece(files: list[Path], prefix: Path, cfg: VocabConfig) -> Vo
             num_threads=2,
             hard_vocab_limit=False,  # small corpora: fewer pieces rather than an error
         )
-    except RuntimeError as e:
+    except (RuntimeError, ValueError) as e:
         msg = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
+        msg = msg.rpartition("] ")[2] or msg  # drop sentencepiece's source location and check
         raise UserError(f"vocab.size: sentencepiece could not train a {cfg.size}-piece "
                         f"{cfg.model_type} model on {', '.join(map(str, files))}: {msg}") from None
     return Vocab(f"{prefix}.model")
@@ -80,7 +81,13 @@ def build_vocabs(src_file: Path, tgt_file: Path, model_dir: Path, cfg: VocabConf
             train_sentencepiece([tgt_file], model_dir / "spm_tgt", cfg))
 
 
-def load_vocabs(model_dir: Path, joint: bool) -> tuple[Vocab, Vocab]:
+def load_vocabs(model_dir: Path, joint: bool, meta: dict | None = None) -> tuple[Vocab, Vocab]:
+    """The model directory's vocabularies; with `meta`, their sizes must be the ones it records."""
     src, tgt = vocab_files(model_dir, joint)
     v = Vocab(src)
-    return (v, v) if joint else (v, Vocab(tgt))
+    vocabs = (v, v) if joint else (v, Vocab(tgt))
+    for vocab, key in zip(vocabs, ("src_vocab_size", "tgt_vocab_size")):
+        if meta is not None and len(vocab) != meta[key]:
+            raise UserError(f"{vocab.path}: {len(vocab)} pieces, but meta.json says {key} "
+                            f"{meta[key]}; the model directory mixes files of different models")
+    return vocabs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import traceback
 from pathlib import Path
@@ -9,24 +10,34 @@ from pathlib import Path
 from seq2seq.errors import UserError
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose mistakes are UserErrors: one line, exit status 2, like every other error."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see {self.prog} --help)")
+
+
 def run(main, argv=None) -> None:
-    """Call main(argv); a UserError prints one line and exits 2 (`--debug` shows the traceback)."""
+    """Call main(argv); a UserError (or an OSError: a file that cannot be read or written) prints
+    one line and exits 2; `--debug` shows the traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     if debug:
         argv.remove("--debug")
     try:
         code = main(argv)
-    except UserError as e:
+    except (UserError, OSError) as e:
+        if isinstance(e, BrokenPipeError):
+            sys.exit(0)
         if debug:
             traceback.print_exc()
-        print(f"error: {e}", file=sys.stderr)
+        if isinstance(e, OSError) and e.filename is not None:
+            e = f"{e.filename}: {e.strerror}"
+        print("error: " + " ".join(str(e).split("\n")), file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
-    except BrokenPipeError:
-        sys.exit(0)
     sys.exit(code or 0)
 
 
@@ -41,7 +52,7 @@ def read_input(path: str | None, what: str = "input") -> list[str]:
     except UnicodeDecodeError as e:
         line = data[:e.start].count(b"\n") + 1
         raise UserError(f"stdin:{line}: bytes are not UTF-8") from None
-    lines = text.splitlines() if "\r" in text else text.split("\n")
+    lines = [line.rstrip("\r") for line in text.split("\n")]  # as files are read
     if lines and lines[-1] == "":
         lines.pop()
     if not lines:
@@ -52,7 +63,11 @@ def read_input(path: str | None, what: str = "input") -> list[str]:
 def write_output(lines: list[str], path: str | None) -> None:
     if path:
         from seq2seq.checkpoint import atomic_write
-        atomic_write(Path(path), lambda p: p.write_text("".join(l + "\n" for l in lines), encoding="utf-8"))
+        try:
+            atomic_write(Path(path), lambda p: p.write_text("".join(l + "\n" for l in lines),
+                                                            encoding="utf-8"))
+        except OSError as e:
+            raise UserError(f"{path}: cannot write the output ({e.strerror})") from None
     else:
         sys.stdout.write("".join(l + "\n" for l in lines))
         sys.stdout.flush()

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
-from seq2seq.cli.common import run, write_output
+from seq2seq.cli.common import ArgumentParser, run, write_output
 from seq2seq.cli.translate import check_sizes
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="seq2seq-evaluate",
-                                description="Translate --src and score it against --ref.")
+def parser() -> ArgumentParser:
+    p = ArgumentParser(prog="seq2seq-evaluate",
+                       description="Translate --src and score it against --ref.")
     p.add_argument("model_dir")
     p.add_argument("--src", required=True, help="source file, one sentence per line")
     p.add_argument("--ref", required=True, help="reference file, line i translating line i")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
+import shlex
 from pathlib import Path
 
-from seq2seq.cli.common import run
+from seq2seq.cli.common import ArgumentParser, run
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="seq2seq-train", description="Train a model from a YAML recipe.")
+def parser() -> ArgumentParser:
+    p = ArgumentParser(prog="seq2seq-train", description="Train a model from a YAML recipe.")
     p.add_argument("recipe", help="YAML recipe file")
     p.add_argument("overrides", nargs="*", help="recipe values as key.path=value")
     p.add_argument("--model-dir", required=True, help="where the model directory is written")
@@ -25,12 +25,18 @@ def main(argv) -> int:
     from seq2seq.experiment import train
     recipe = load_recipe(args.recipe, args.overrides)
     trainer = train(recipe, Path(args.model_dir), resume=args.resume, overwrite=args.overwrite)
-    import resource
     p = trainer.progress
+    skipped = f"; {p.skipped_steps} steps skipped (non-finite)" if p.skipped_steps else ""
+    if trainer.interrupted:
+        again = ["seq2seq-train", args.recipe, "--model-dir", args.model_dir, *args.overrides, "--resume"]
+        print(f"interrupted at step {p.step} ({trainer.interrupted}); last checkpoint "
+              f"{trainer.last_checkpoint}{skipped}; resume with: {shlex.join(again)}")
+        return 0
+    import resource
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     rate = trainer.train_tokens / max(trainer.train_seconds, 1e-9)
     print(f"done: {p.step} steps; training {trainer.train_seconds / 60:.1f} min at {rate:.0f} target "
-          f"tokens/s; peak memory {peak:.2f} GiB; best validation BLEU {p.best_score:.2f}; "
+          f"tokens/s; peak memory {peak:.2f} GiB; best validation BLEU {p.best_score:.2f}{skipped}; "
           f"model in {args.model_dir}")
     return 0
 

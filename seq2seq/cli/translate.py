@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-
-from seq2seq.cli.common import read_input, run, write_output
+from seq2seq.cli.common import ArgumentParser, read_input, run, write_output
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="seq2seq-translate",
-                                description="Translate lines from stdin (or --input) to stdout.")
+def parser() -> ArgumentParser:
+    p = ArgumentParser(prog="seq2seq-translate",
+                       description="Translate lines from stdin (or --input) to stdout.")
     p.add_argument("model_dir")
     p.add_argument("--beam-size", type=int, help="1 for greedy; default from the recipe")
     p.add_argument("--batch-size", type=int, help="sentences per batch")
