@@ -84,7 +84,7 @@ class ModelConfig:
     decoder: DecoderConfig = DecoderConfig()
     tie_output: bool = False  # output layer shares the target embedding matrix
     share_embeddings: bool = False  # source and target share one embedding (joint vocab)
-    init: Literal["xavier", "torch"] = "xavier"  # see seq2seq/modules/init.py
+    init: Literal["torch", "xavier"] = "torch"  # see seq2seq/modules/init.py
     embedding_init_std: float = field(default=0.01, metadata=_range(0.0, lo_open=True))  # xavier only
 
 

@@ -144,7 +144,7 @@ def test_golden_teacher_forced_loss_of_deterministic_model(make_model):
 def test_xavier_init_zero_biases_small_embeddings_tied_output_kept(make_model):
     torch.manual_seed(0)
     model = make_model(deterministic=False, vocab_size=400, embedding_size=32, tie_output=True,
-                       decoder={"hidden_size": 32, "init": "last"}, encoder={"hidden_size": 16})
+                       init="xavier", decoder={"hidden_size": 32, "init": "last"}, encoder={"hidden_size": 16})
     assert model.generator.weight is model.tgt_embed.weight
     emb = model.tgt_embed.weight[1:]
     assert 0.008 < emb.std().item() < 0.012  # N(0, 0.01): the generator did not re-initialise it
@@ -157,6 +157,6 @@ def test_xavier_init_zero_biases_small_embeddings_tied_output_kept(make_model):
 
 def test_torch_init_keeps_pytorch_defaults(make_model):
     torch.manual_seed(0)
-    model = make_model(deterministic=False, vocab_size=400, init="torch")
+    model = make_model(deterministic=False, vocab_size=400)  # the default
     assert model.src_embed.weight[1:].std().item() > 0.9  # nn.Embedding's N(0, 1)
     assert any(torch.any(p != 0) for n, p in model.named_parameters() if "bias" in n)
