@@ -110,6 +110,7 @@ class TrainingConfig:
     validate_every: int = field(default=0, metadata=_range(0))  # steps; 0: once per epoch
     patience: int = field(default=0, metadata=_range(0))  # early stop; 0: never
     log_every: int = field(default=100, metadata=_range(1))
+    accumulate: int = field(default=1, metadata=_range(1))  # batches per update on each process
     checkpoint_every: int = field(default=0, metadata=_range(0))  # steps; 0: at validations only
     keep_checkpoints: int = field(default=2, metadata=_range(1))  # newest checkpoints kept on disk
     max_bad_steps: int = field(default=10, metadata=_range(1))  # non-finite steps in a row, then stop

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from seq2seq.checkpoint import atomic_write, holds_model, list_checkpoints, load_meta, save_meta
 from seq2seq.config import Recipe, to_dict
 from seq2seq.data import check_no_empty_pairs, check_parallel, load_corpus, read_lines
-from seq2seq.device import resolve_device
+from seq2seq.distributed import barrier, setup
 from seq2seq.errors import UserError
 from seq2seq.model import build_model
 from seq2seq.trainer import Trainer, Validation
@@ -91,7 +91,8 @@ def check_inputs(recipe: Recipe, model_dir: Path, resume: bool, overwrite: bool)
 
 
 def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool = False) -> Trainer:
-    """Train the recipe into `model_dir` (or continue the run there).
+    """Train the recipe into `model_dir` (or continue the run there); under torchrun, one process
+    of a data-parallel run (rank 0 writes the model directory, the others read it).
 
     Inputs are checked before anything is written; a run that fails before training leaves no
     new model directory behind.
@@ -99,48 +100,57 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
     model_dir = Path(model_dir)
     train_src, train_tgt, valid_src, valid_tgt = check_inputs(recipe, model_dir, resume, overwrite)
     cfg = recipe.training
-    device = resolve_device(cfg.device)
+    world, device = setup(cfg.device)
+    say = tqdm.write if world.is_main else (lambda _: None)
     created = not model_dir.exists()
     try:
-        if resume:
-            src_vocab, tgt_vocab = _saved_vocabs(recipe, model_dir)
-        else:
-            src_vocab, tgt_vocab = _new_vocabs(train_src, train_tgt, model_dir, recipe, overwrite)
-        corpus = load_corpus(train_src, train_tgt, src_vocab, tgt_vocab, recipe.data)
+        for turn in (True, False):  # rank 0 first (vocabularies, Arrow cache), then the others
+            if world.is_main == turn:
+                if resume:
+                    src_vocab, tgt_vocab = _saved_vocabs(recipe, model_dir)
+                elif world.is_main:
+                    src_vocab, tgt_vocab = _new_vocabs(train_src, train_tgt, model_dir, recipe, overwrite)
+                else:
+                    src_vocab, tgt_vocab = load_vocabs(model_dir, recipe.vocab.joint)
+                corpus = load_corpus(train_src, train_tgt, src_vocab, tgt_vocab, recipe.data)
+            if turn:
+                barrier(world)
     except UserError:
-        if created:
+        if created and world.is_main:
             shutil.rmtree(model_dir, ignore_errors=True)
         raise
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed + world.rank)
     stats = corpus.stats()
-    tqdm.write(f"data: {stats['used']} of {stats['pairs']} training pairs used; "
-               f"{stats['empty_skipped']} empty skipped, {stats['too_long_skipped']} too long skipped, "
-               f"{stats['truncated']} truncated to {recipe.data.max_length} tokens")
+    say(f"data: {stats['used']} of {stats['pairs']} training pairs used; "
+        f"{stats['empty_skipped']} empty skipped, {stats['too_long_skipped']} too long skipped, "
+        f"{stats['truncated']} truncated to {recipe.data.max_length} tokens")
     vt = read_lines(valid_tgt)
     valid = Validation(src_vocab.encode(read_lines(valid_src)), tgt_vocab.encode(vt), vt)
-    save_meta(model_dir, recipe, len(src_vocab), len(tgt_vocab))
+    if world.is_main:
+        save_meta(model_dir, recipe, len(src_vocab), len(tgt_vocab))
 
-    model = build_model(recipe.model, len(src_vocab), len(tgt_vocab), cfg.teacher_forcing)
+    model = build_model(recipe.model, len(src_vocab), len(tgt_vocab), cfg.teacher_forcing).to(device)
     n_params = sum(p.numel() for p in model.parameters())
-    tqdm.write(f"model: {n_params / 1e6:.2f}M parameters on {device}")
-    trainer = Trainer(model, recipe, model_dir, corpus, valid, tgt_vocab, device)
+    ranks = f" x {world.size} processes" if world.distributed else ""
+    say(f"model: {n_params / 1e6:.2f}M parameters on {device}{ranks}")
+    trainer = Trainer(model, recipe, model_dir, corpus, valid, tgt_vocab, device, world)
     if resume:
-        _resume_from_latest(trainer, model_dir)
+        _resume_from_latest(trainer, model_dir, say)
     trainer.train()
     return trainer
 
 
-def _resume_from_latest(trainer: Trainer, model_dir: Path) -> None:
+def _resume_from_latest(trainer: Trainer, model_dir: Path, say=tqdm.write) -> None:
     """Continue from the newest readable checkpoint; corrupt ones are reported and passed over."""
     for path in list_checkpoints(model_dir):
         try:
             trainer.resume(path)
         except UserError as e:
-            tqdm.write(f"warning: {e}; trying an older checkpoint")
+            say(f"warning: {e}; trying an older checkpoint")
             continue
-        tqdm.write(f"resuming from {path} (step {trainer.progress.step}, epoch "
+        say(f"resuming from {path} (step {trainer.progress.step}, epoch "
                    f"{trainer.progress.epoch + 1}, batch {trainer.progress.batch_in_epoch})")
         return
     raise UserError(f"{model_dir / 'checkpoints'}: no readable checkpoint to resume from; start again "

@@ -4,10 +4,16 @@ Work is never lost: checkpoints every `training.checkpoint_every` steps and at e
 SIGINT/SIGTERM finish the step, save and return (`Trainer.interrupted` names the signal); a step
 with a non-finite loss or gradient norm is skipped and counted, and `training.max_bad_steps` of
 them in a row stop training with a UserError naming the last good checkpoint.
+
+Under torchrun every update takes `world.size * training.accumulate` consecutive batches of the
+epoch's plan, `accumulate` of them on each process; the loss is normalised by the target tokens of
+all of them, so any split of the same batches gives the same update. Only rank 0 validates (the
+result is shared, so scheduling and early stopping agree) and writes logs and checkpoints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -22,6 +28,7 @@ from seq2seq.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from seq2seq.config import Recipe, TrainingConfig
 from seq2seq.data import Corpus, collate, make_batches
 from seq2seq.device import autocast
+from seq2seq.distributed import World, all_sum, broadcast
 from seq2seq.errors import UserError
 from seq2seq.logs import JsonLines
 from seq2seq.loss import sequence_nll
@@ -77,8 +84,11 @@ class Progress:
 
 class Trainer:
     def __init__(self, model: Seq2Seq, recipe: Recipe, model_dir: Path, corpus: Corpus,
-                 valid: Validation, tgt_vocab: Vocab, device: torch.device):
+                 valid: Validation, tgt_vocab: Vocab, device: torch.device, world: World = World()):
         self.model, self.recipe, self.cfg = model, recipe, recipe.training
+        self.world = world
+        # what the training steps call: the model itself, or DDP around it (all-reduced gradients)
+        self.ddp = torch.nn.parallel.DistributedDataParallel(model) if world.distributed else model
         self.model_dir, self.corpus, self.valid = model_dir, corpus, valid
         self.tgt_vocab, self.device = tgt_vocab, device
         self.optimizer = build_optimizer(model.parameters(), self.cfg)
@@ -88,7 +98,7 @@ class Trainer:
         self.step_log = JsonLines(model_dir / "steps.jsonl")  # one line per update
         self.last_checkpoint: Path | None = None  # the newest one saved or resumed from
         self.interrupted: str | None = None  # the signal that stopped training, if one did
-        self.train_seconds, self.train_tokens = 0.0, 0  # this process's training steps only
+        self.train_seconds, self.train_tokens = 0.0, 0  # this process's steps; tokens of all processes
 
     # ------------------------------------------------------------ state
 
@@ -134,27 +144,38 @@ class Trainer:
         return make_batches(c.usable, c.src_lengths, c.tgt_lengths, self.cfg.batch_size,
                             self.cfg.batch_type, rng)
 
-    def train_step(self, indices: np.ndarray) -> tuple[float, int, float]:
-        """One update; returns (loss per token, target tokens, gradient norm)."""
-        batch = collate(*self.corpus.pairs(indices)).to(self.device)
-        ntok = batch.num_tgt_tokens
-        with autocast(self.device, self.cfg.autocast):
-            logits, _ = self.model(batch)
-        loss = sequence_nll(logits, batch.tgt_out, self.cfg.label_smoothing) / ntok
+    def train_step(self, batches: list[np.ndarray] | np.ndarray) -> tuple[float, int, float]:
+        """One update from this process's batches (index arrays); returns (loss per target token,
+        target tokens, gradient norm), the first two over every process."""
+        if isinstance(batches, np.ndarray):
+            batches = [batches]
+        parts = [collate(*self.corpus.pairs(ix)).to(self.device) for ix in batches]
+        ntok = int(all_sum([sum(b.num_tgt_tokens for b in parts)], self.world, self.device)[0])
+        scale = self.world.size / ntok  # DDP averages gradients over processes
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total = 0.0
+        for i, batch in enumerate(parts):
+            last = i == len(parts) - 1
+            sync = contextlib.nullcontext() if last or not self.world.distributed else self.ddp.no_sync()
+            with sync:
+                with autocast(self.device, self.cfg.autocast):
+                    logits, _ = self.ddp(batch)
+                loss = sequence_nll(logits, batch.tgt_out, self.cfg.label_smoothing)
+                (loss * scale).backward()
+            total += loss.item()
+        loss = all_sum([total], self.world, self.device)[0] / ntok
         if self.cfg.clip_value > 0:
             torch.nn.utils.clip_grad_value_(self.model.parameters(), self.cfg.clip_value)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
                                               self.cfg.clip_norm if self.cfg.clip_norm > 0 else float("inf"))
-        if not (torch.isfinite(loss) and torch.isfinite(norm)):
+        if not (math.isfinite(loss) and torch.isfinite(norm)):
             self.progress.skipped_steps += 1
             self.optimizer.zero_grad(set_to_none=True)
             return float("nan"), ntok, float(norm)
         self.optimizer.step()
         if self.cfg.scheduler == "warmup":
             self.scheduler.step()
-        return loss.item(), ntok, norm.item()
+        return loss, ntok, norm.item()
 
     @torch.no_grad()
     def validate(self) -> dict:
@@ -175,6 +196,11 @@ class Trainer:
 
     # ------------------------------------------------------------ loop
 
+    def _validation_round(self) -> bool:
+        """Rank 0 validates, every process gets its result; say whether to stop early."""
+        result = self.validate() if self.world.is_main else None
+        return self._after_validation(broadcast(result, self.world, self.device))
+
     def _after_validation(self, result: dict) -> bool:
         """Record, keep the best weights, schedule, and say whether to stop early."""
         p = self.progress
@@ -182,18 +208,21 @@ class Trainer:
         improved = result["bleu"] > p.best_score and self._weights_finite()
         if improved:
             p.best_score, p.bad_validations = result["bleu"], 0
-            save_weights(self.model, self.model_dir / "best.safetensors")
+            if self.world.is_main:
+                save_weights(self.model, self.model_dir / "best.safetensors")
         else:
             p.bad_validations += 1
         result["best"] = improved
         p.history.append({k: result[k] for k in ("step", "epoch", "bleu", "valid_loss")})
-        self.log.append(result)
-        self.log.close()
+        if self.world.is_main:
+            self.log.append(result)
+            self.log.close()
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step(result["bleu"])
-        tqdm.write(f"validation step {p.step} after {p.epoch} epochs: BLEU {result['bleu']:.2f} "
-                   f"loss {result['valid_loss']:.3f} ppl {result['valid_ppl']:.2f}"
-                   + ("  (best, saved)" if improved else f"  (no gain x{p.bad_validations})"))
+        if self.world.is_main:
+            tqdm.write(f"validation step {p.step} after {p.epoch} epochs: BLEU {result['bleu']:.2f} "
+                       f"loss {result['valid_loss']:.3f} ppl {result['valid_ppl']:.2f}"
+                       + ("  (best, saved)" if improved else f"  (no gain x{p.bad_validations})"))
         return 0 < self.cfg.patience <= p.bad_validations
 
     def _weights_finite(self) -> bool:
@@ -204,6 +233,9 @@ class Trainer:
         if not self._weights_finite():
             tqdm.write(f"warning: step {self.progress.step}: weights are not finite; no checkpoint saved")
             return
+        if not self.world.is_main:
+            self.last_checkpoint = self.model_dir / "checkpoints" / f"step_{self.progress.step:09d}"
+            return
         self.last_checkpoint = save_checkpoint(self.model_dir, self.progress.step, self.model,
                                                self.state_dict(), keep=self.cfg.keep_checkpoints)
 
@@ -212,7 +244,8 @@ class Trainer:
         p, finite = self.progress, math.isfinite(loss)
         record = {"step": p.step, "epoch": p.epoch + 1, "loss": loss if finite else None, "tokens": ntok,
                   "grad_norm": norm if math.isfinite(norm) else None}
-        self.step_log.append(record if finite else {**record, "skipped": True})
+        if self.world.is_main:
+            self.step_log.append(record if finite else {**record, "skipped": True})
         p.bad_steps_in_row = 0 if finite else p.bad_steps_in_row + 1
         if p.bad_steps_in_row >= self.cfg.max_bad_steps:
             raise UserError(f"training stopped at step {p.step}: the last {p.bad_steps_in_row} steps "
@@ -226,34 +259,41 @@ class Trainer:
         stop = None
         if (cfg.validate_every and p.step % cfg.validate_every == 0) or \
                 (not cfg.validate_every and end_of_epoch):
-            stop = "patience" if self._after_validation(self.validate()) else None
+            stop = "patience" if self._validation_round() else None
             self._checkpoint()
         elif cfg.checkpoint_every and p.step % cfg.checkpoint_every == 0:
             self._checkpoint()
         if cfg.max_steps and p.step >= cfg.max_steps:
             stop = stop or "max_steps"
-        return stop or ("signal" if request.signal else None)
+        signalled = request.signal is not None
+        if self.world.distributed:  # every process stops after the same step
+            signalled = all_sum([float(signalled)], self.world, self.device)[0] > 0
+            request.signal = request.signal or ("SIGTERM" if signalled else None)
+        return stop or ("signal" if signalled else None)
 
     def _train_epoch(self, request: StopRequest) -> str | None:
         """Train to the end of the epoch; return why training must stop now, if it must."""
-        cfg, p = self.cfg, self.progress
+        cfg, p, world = self.cfg, self.progress, self.world
         batches = self.epoch_batches(p.epoch)
-        bar = tqdm(total=len(batches), initial=p.batch_in_epoch, unit="batch",
+        group = world.size * cfg.accumulate  # batches per update, over all processes
+        end = len(batches) - (len(batches) - p.batch_in_epoch) % group  # a short tail is dropped
+        bar = tqdm(total=end, initial=p.batch_in_epoch, unit="batch", disable=not world.is_main,
                    desc=f"epoch {p.epoch + 1}/{cfg.epochs}", dynamic_ncols=True, mininterval=1.0)
         tokens, start, losses = 0, time.perf_counter(), []
         try:
-            for indices in batches[p.batch_in_epoch:]:
+            for first in range(p.batch_in_epoch, end, group):
+                mine = first + world.rank * cfg.accumulate
                 t0 = time.perf_counter()
-                loss, ntok, norm = self.train_step(indices)
+                loss, ntok, norm = self.train_step(batches[mine:mine + cfg.accumulate])
                 self.train_seconds += time.perf_counter() - t0
                 self.train_tokens += ntok
-                p.batch_in_epoch += 1
+                p.batch_in_epoch += group
                 p.step += 1
                 self._record_step(loss, ntok, norm)
                 tokens += ntok
                 losses.append(loss)
-                bar.update(1)
-                end_of_epoch = p.batch_in_epoch == len(batches)
+                bar.update(group)
+                end_of_epoch = p.batch_in_epoch == end
                 if p.step % cfg.log_every == 0 or end_of_epoch:
                     rate = tokens / max(time.perf_counter() - start, 1e-9)
                     recent = [x for x in losses[-cfg.log_every:] if math.isfinite(x)]
@@ -266,6 +306,8 @@ class Trainer:
                     return stop
         finally:
             bar.close()
+        if end == p.batch_in_epoch:  # nothing left that fills an update: the epoch is over
+            p.epoch, p.batch_in_epoch = p.epoch + 1, 0
         return None
 
     def train(self) -> Progress:
@@ -282,7 +324,7 @@ class Trainer:
             self.interrupted = request.signal if reason == "signal" and p.epoch < cfg.epochs else None
             saved = self.last_checkpoint is not None and self.last_checkpoint.name == f"step_{p.step:09d}"
             if not self.interrupted and not (self.model_dir / "best.safetensors").exists():
-                self._after_validation(self.validate())
+                self._validation_round()
                 saved = False
             if not saved:
                 self._checkpoint()

@@ -1,4 +1,7 @@
-"""seq2seq-train RECIPE --model-dir DIR [key.path=value ...] [--resume | --overwrite]"""
+"""seq2seq-train RECIPE --model-dir DIR [key.path=value ...] [--resume | --overwrite]
+
+Data-parallel on N GPUs or CPU processes: torchrun --nproc-per-node N -m seq2seq.cli.train ...
+"""
 
 from __future__ import annotations
 
@@ -23,8 +26,14 @@ def main(argv) -> int:
     args = parser().parse_intermixed_args(argv)
     from seq2seq.config import load_recipe
     from seq2seq.experiment import train
+    from seq2seq.distributed import teardown
     recipe = load_recipe(args.recipe, args.overrides)
-    trainer = train(recipe, Path(args.model_dir), resume=args.resume, overwrite=args.overwrite)
+    try:
+        trainer = train(recipe, Path(args.model_dir), resume=args.resume, overwrite=args.overwrite)
+    finally:
+        teardown()
+    if not trainer.world.is_main:
+        return 0
     p = trainer.progress
     skipped = f"; {p.skipped_steps} steps skipped (non-finite)" if p.skipped_steps else ""
     if trainer.interrupted:
