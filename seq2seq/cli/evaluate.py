@@ -19,6 +19,8 @@ def parser() -> ArgumentParser:
     p.add_argument("--output", help="also write the translations here")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--weights", default="best.safetensors",
+                   help="weights file: a name in MODEL_DIR or a path (e.g. an averaged checkpoint)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -32,7 +34,7 @@ def main(argv) -> int:
     from seq2seq.metrics import bleu, chrf
     from seq2seq.translator import Translator
     check_parallel(Path(args.src), Path(args.ref))
-    translator = Translator.load(args.model_dir, args.device)
+    translator = Translator.load(args.model_dir, args.device, args.weights)
     src, refs = read_lines(Path(args.src)), read_lines(Path(args.ref))
     beam = args.beam_size or translator.recipe.decoding.beam_size
     hyps = translator.translate(src, beam, args.batch_size, progress=len(src) > 500)

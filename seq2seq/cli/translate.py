@@ -14,6 +14,8 @@ def parser() -> ArgumentParser:
     p.add_argument("--input", help="file with one sentence per line (default stdin)")
     p.add_argument("--output", help="file to write (default stdout)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--weights", default="best.safetensors",
+                   help="weights file: a name in MODEL_DIR or a path (e.g. an averaged checkpoint)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -30,7 +32,7 @@ def main(argv) -> int:
     args = parser().parse_args(argv)
     check_sizes(args)
     from seq2seq.translator import Translator
-    translator = Translator.load(args.model_dir, args.device)
+    translator = Translator.load(args.model_dir, args.device, args.weights)
     lines = read_input(args.input)
     out = translator.translate(lines, args.beam_size, args.batch_size, progress=len(lines) > 500)
     write_output(out, args.output)

@@ -157,3 +157,15 @@ def test_resume_continues_the_run(trained, workdir, tmp_path):
     assert "resuming from" in result.stdout and "done: 6 steps" in result.stdout
     log = (model / "train_log.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["step"] for line in log] == [3, 6]
+
+
+def test_weights_flag_loads_another_weights_file(trained, workdir, capsys):
+    """--weights picks the file (e.g. tools/average_checkpoints.py output); a missing one is an error."""
+    src = workdir / "data" / "valid.src"
+    best = in_process("translate", trained, "--input", src, capsys=capsys)
+    newest = sorted((trained / "checkpoints").glob("step_*"))[-1] / "weights.safetensors"
+    same = in_process("translate", trained, "--input", src, "--weights", newest, capsys=capsys)
+    assert best.returncode == same.returncode == 0, best.stderr + same.stderr
+    assert same.stdout.splitlines() and len(same.stdout.splitlines()) == len(best.stdout.splitlines())
+    missing = in_process("translate", trained, "--input", src, "--weights", "nope.safetensors", capsys=capsys)
+    assert_user_error(missing, "nope.safetensors")
