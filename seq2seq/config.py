@@ -37,8 +37,18 @@ class DataConfig:
     valid: str = "valid"  # prefix of the validation files
     test: tuple[str, ...] = ()  # prefixes scored by the recipe scripts
     max_length: int = field(default=100, metadata=_range(1))  # tokens per side after subwords
+    max_source_length: int = field(default=0, metadata=_range(0))  # 0: max_length
+    max_target_length: int = field(default=0, metadata=_range(0))  # 0: max_length
     long_lines: Literal["truncate", "skip"] = "truncate"  # what to do with longer sentences
     empty_lines: Literal["skip", "error"] = "skip"  # pairs with an empty side
+
+    @property
+    def source_limit(self) -> int:
+        return self.max_source_length or self.max_length
+
+    @property
+    def target_limit(self) -> int:
+        return self.max_target_length or self.max_length
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,7 @@ class EncoderConfig:
 class AttentionConfig:
     type: Literal["bahdanau", "dot", "general", "concat"] = "bahdanau"
     hidden_size: int = field(default=0, metadata=_range(0))  # score layer width; 0: decoder size
+    coverage: bool = False  # past attention summed into the score (See et al. 2017); additive only
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,7 @@ class ModelConfig:
     share_embeddings: bool = False  # source and target share one embedding (joint vocab)
     init: Literal["torch", "xavier"] = "torch"  # see seq2seq/modules/init.py
     embedding_init_std: float = field(default=0.01, metadata=_range(0.0, lo_open=True))  # xavier only
+    copy: bool = False  # pointer-generator: copy source pieces, even unknown ones (joint vocab)
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,8 @@ class TrainingConfig:
     clip_norm: float = field(default=1.0, metadata=_range(0.0))  # 0 disables
     clip_value: float = field(default=0.0, metadata=_range(0.0))  # 0 disables
     label_smoothing: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    coverage_weight: float = field(default=0.0, metadata=_range(0.0))  # coverage loss; needs coverage
+    valid_metric: Literal["bleu", "rouge"] = "bleu"  # rouge: ROUGE-L F1; drives saving and stopping
     teacher_forcing: float = field(default=1.0, metadata=_range(0.0, 1.0))  # ratio of gold inputs
     batch_type: Literal["tokens", "sentences"] = "tokens"
     batch_size: int = field(default=1000, metadata=_range(1))  # padded tokens or sentences
@@ -128,11 +142,16 @@ class DecodingConfig:
     max_length_offset: int = field(default=10, metadata=_range(0))  # max = ratio * S + offset
     nbest: int = field(default=1, metadata=_range(1))
     batch_size: int = field(default=64, metadata=_range(1))  # sentences
+    min_length: int = field(default=0, metadata=_range(0))  # tokens before EOS may come
+    max_length: int = field(default=0, metadata=_range(0))  # hard cap on output tokens; 0: none
+    no_repeat_ngram_size: int = field(default=0, metadata=_range(0))  # 0: no blocking
+    coverage_penalty: float = field(default=0.0, metadata=_range(0.0))  # GNMT beta; beam only
 
 
 @dataclass(frozen=True)
 class Recipe:
     name: str = "recipe"
+    task: Literal["translation", "summarization"] = "translation"  # recorded in meta.json
     data: DataConfig = DataConfig()
     vocab: VocabConfig = VocabConfig()
     model: ModelConfig = ModelConfig()
@@ -246,6 +265,13 @@ def _check(recipe: Recipe, errors: list[str]) -> None:
                       f"model.decoder.hidden_size ({m.decoder.hidden_size})")
     if m.share_embeddings and not recipe.vocab.joint:
         errors.append("model.share_embeddings: needs vocab.joint: true")
+    if m.copy and not recipe.vocab.joint:
+        errors.append("model.copy: needs vocab.joint: true (copied pieces are target pieces)")
+    if m.attention.coverage and m.attention.type not in ("bahdanau", "concat"):
+        errors.append(f"model.attention.coverage: needs an additive attention type ('bahdanau' or "
+                      f"'concat'), not {m.attention.type!r}")
+    if recipe.training.coverage_weight > 0 and not m.attention.coverage:
+        errors.append("training.coverage_weight: needs model.attention.coverage: true")
     if recipe.decoding.nbest > recipe.decoding.beam_size:
         errors.append(f"decoding.nbest: {recipe.decoding.nbest} is out of range (must be <= "
                       f"decoding.beam_size, {recipe.decoding.beam_size})")

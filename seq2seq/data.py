@@ -74,23 +74,33 @@ def _fingerprint(path: Path) -> str:
     return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def _generate(src, tgt, src_spm, tgt_spm, max_length, long_lines, chunk=2000, **_):
+def _encode(src_vocab: Vocab, tgt_vocab: Vocab, src: list[str], tgt: list[str], copy: bool):
+    """Id lists of both sides; with copy, extended ids for source-only pieces (seq2seq/extended.py)."""
+    if not copy:
+        return src_vocab.encode(src), tgt_vocab.encode(tgt)
+    from seq2seq.extended import extend_sources, extend_targets
+    ext = extend_sources(src_vocab, src)
+    return [e.ids for e in ext], extend_targets(tgt_vocab, tgt, [e.oovs for e in ext])
+
+
+def _generate(src, tgt, src_spm, tgt_spm, max_source, max_target, long_lines, copy=False, chunk=2000,
+              **_):
     src_vocab, tgt_vocab = Vocab(src_spm), Vocab(tgt_spm)
     pairs = zip(iter_lines(Path(src)), iter_lines(Path(tgt)))
     while True:
         block = [(s, t) for (_, s), (_, t) in (p for _, p in zip(range(chunk), pairs))]
         if not block:
             return
-        src_ids = src_vocab.encode([s for s, _ in block])
-        tgt_ids = tgt_vocab.encode([t for _, t in block])
+        src_ids, tgt_ids = _encode(src_vocab, tgt_vocab, [s for s, _ in block], [t for _, t in block], copy)
         for (s, t), a, b in zip(block, src_ids, tgt_ids):
-            status = OK
+            status, src_cut, tgt_cut = OK, 0, 0
             if not s.strip() or not t.strip():
                 status = EMPTY
-            elif len(a) > max_length or len(b) > max_length:
+            elif len(a) > max_source or len(b) > max_target:
                 status = TOO_LONG if long_lines == "skip" else TRUNCATED
-                a, b = a[:max_length], b[:max_length]
-            yield {"src": a, "tgt": b, "status": status}
+                src_cut, tgt_cut = max(0, len(a) - max_source), max(0, len(b) - max_target)
+                a, b = a[:max_source], b[:max_target]
+            yield {"src": a, "tgt": b, "status": status, "src_cut": src_cut, "tgt_cut": tgt_cut}
 
 
 @dataclass
@@ -109,23 +119,35 @@ class Corpus:
                 "too_long_skipped": int((status == TOO_LONG).sum()),
                 "truncated": int((status == TRUNCATED).sum())}
 
+    def cuts(self) -> dict[str, int]:
+        """What truncation removed: sentences cut and pieces cut, per side."""
+        out = {}
+        for side in ("src", "tgt"):
+            cut = np.asarray(self.table[f"{side}_cut"])
+            out[f"{side}_truncated"], out[f"{side}_pieces_cut"] = int((cut > 0).sum()), int(cut.sum())
+        return out
+
     def pairs(self, indices) -> tuple[list[list[int]], list[list[int]]]:
         rows = self.table[list(map(int, indices))]
         return rows["src"], rows["tgt"]
 
 
-def load_corpus(src: Path, tgt: Path, src_vocab: Vocab, tgt_vocab: Vocab, cfg: DataConfig) -> Corpus:
-    """Check, tokenise and cache a parallel corpus (Arrow, so it need not fit in memory)."""
+def load_corpus(src: Path, tgt: Path, src_vocab: Vocab, tgt_vocab: Vocab, cfg: DataConfig,
+                copy: bool = False) -> Corpus:
+    """Check, tokenise and cache a parallel corpus (Arrow, so it need not fit in memory); with
+    `copy`, source-only pieces get extended ids (seq2seq/extended.py)."""
     check_parallel(src, tgt)
     kwargs = dict(src=str(src), tgt=str(tgt), src_spm=str(src_vocab.path), tgt_spm=str(tgt_vocab.path),
-                  max_length=cfg.max_length, long_lines=cfg.long_lines,
+                  max_source=cfg.source_limit, max_target=cfg.target_limit, long_lines=cfg.long_lines,
+                  copy=copy,
                   key="|".join([_fingerprint(src), _fingerprint(tgt),  # (lists would be sharded)
                                 hashlib.sha256(src_vocab.path.read_bytes()).hexdigest(),
                                 hashlib.sha256(tgt_vocab.path.read_bytes()).hexdigest()]))
     datasets.disable_progress_bars()
     features = datasets.Features({"src": datasets.Sequence(datasets.Value("int32")),
                                   "tgt": datasets.Sequence(datasets.Value("int32")),
-                                  "status": datasets.Value("int8")})
+                                  "status": datasets.Value("int8"),
+                                  "src_cut": datasets.Value("int32"), "tgt_cut": datasets.Value("int32")})
     table = datasets.Dataset.from_generator(_generate, features=features, gen_kwargs=kwargs)
     status = np.asarray(table["status"])
     if cfg.empty_lines == "error" and (status == EMPTY).any():

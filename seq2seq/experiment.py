@@ -14,6 +14,7 @@ from seq2seq.config import Recipe, to_dict
 from seq2seq.data import check_no_empty_pairs, check_parallel, load_corpus, read_lines
 from seq2seq.distributed import barrier, setup
 from seq2seq.errors import UserError
+from seq2seq.extended import extend_sources, extend_targets
 from seq2seq.model import build_model
 from seq2seq.trainer import Trainer, Validation
 from seq2seq.vocab import build_vocabs, load_vocabs
@@ -112,7 +113,8 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
                     src_vocab, tgt_vocab = _new_vocabs(train_src, train_tgt, model_dir, recipe, overwrite)
                 else:
                     src_vocab, tgt_vocab = load_vocabs(model_dir, recipe.vocab.joint)
-                corpus = load_corpus(train_src, train_tgt, src_vocab, tgt_vocab, recipe.data)
+                corpus = load_corpus(train_src, train_tgt, src_vocab, tgt_vocab, recipe.data,
+                                     copy=recipe.model.copy)
             if turn:
                 barrier(world)
     except UserError:
@@ -126,10 +128,14 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
     say(f"data: {stats['used']} of {stats['pairs']} training pairs used; "
         f"{stats['empty_skipped']} empty skipped, {stats['too_long_skipped']} too long skipped, "
         f"{stats['truncated']} truncated to {recipe.data.max_length} tokens")
-    vt = read_lines(valid_tgt)
-    valid = Validation(src_vocab.encode(read_lines(valid_src)), tgt_vocab.encode(vt), vt)
+    if recipe.data.max_source_length or recipe.data.max_target_length:
+        cuts = corpus.cuts()
+        say(f"data: {cuts['src_truncated']} sources cut to {recipe.data.source_limit} pieces "
+            f"({cuts['src_pieces_cut']} pieces dropped), {cuts['tgt_truncated']} targets cut to "
+            f"{recipe.data.target_limit} ({cuts['tgt_pieces_cut']} dropped)")
+    valid = _validation(recipe, valid_src, valid_tgt, src_vocab, tgt_vocab)
     if world.is_main:
-        save_meta(model_dir, recipe, len(src_vocab), len(tgt_vocab))
+        save_meta(model_dir, recipe, len(src_vocab), len(tgt_vocab), recipe.task)
 
     model = build_model(recipe.model, len(src_vocab), len(tgt_vocab), cfg.teacher_forcing).to(device)
     n_params = sum(p.numel() for p in model.parameters())
@@ -140,6 +146,22 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
         _resume_from_latest(trainer, model_dir, say)
     trainer.train()
     return trainer
+
+
+def _validation(recipe: Recipe, valid_src: Path, valid_tgt: Path, src_vocab, tgt_vocab) -> Validation:
+    """Validation ids (extended with copy), sources cut to data.max_source_length if set."""
+    vs, vt = read_lines(valid_src), read_lines(valid_tgt)
+    if recipe.model.copy:
+        ext = extend_sources(src_vocab, vs)
+        oovs = [e.oovs for e in ext]
+        src, tgt = [e.ids for e in ext], extend_targets(tgt_vocab, vt, oovs)
+    else:
+        oovs, src, tgt = None, src_vocab.encode(vs), tgt_vocab.encode(vt)
+    if recipe.data.max_source_length:
+        src = [s[:recipe.data.source_limit] for s in src]
+    if recipe.data.max_target_length:
+        tgt = [t[:recipe.data.target_limit] for t in tgt]
+    return Validation(src, tgt, vt, oovs)
 
 
 def _resume_from_latest(trainer: Trainer, model_dir: Path, say=tqdm.write) -> None:

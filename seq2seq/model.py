@@ -8,38 +8,62 @@ from torch import nn
 from seq2seq.config import ModelConfig
 from seq2seq.data import Batch
 from seq2seq.modules.attention import build_attention
+from seq2seq.modules.copy import PointerGenerator
 from seq2seq.modules.decoder import DecoderState, Memory, RecurrentDecoder
 from seq2seq.modules.encoder import RecurrentEncoder
 from seq2seq.modules.init import initialize
-from seq2seq.vocab import PAD
+from seq2seq.vocab import PAD, UNK
 
 
 class Seq2Seq(nn.Module):
-    """Embeddings, encoder, decoder and output layer, built elsewhere and passed in."""
+    """Embeddings, encoder, decoder and output layer, built elsewhere and passed in.
+
+    With a `copy` layer (pointer-generator) source and target ids may be extended ids (>= V, one
+    per source-only piece, see seq2seq/extended.py): they are embedded as UNK, and the outputs are
+    log-probabilities over the extended vocabulary V + memory.extra.
+    """
 
     def __init__(self, src_embed: nn.Embedding, tgt_embed: nn.Embedding, encoder: RecurrentEncoder,
                  decoder: RecurrentDecoder, generator: nn.Linear, embedding_dropout: float = 0.0,
-                 teacher_forcing: float = 1.0):
+                 teacher_forcing: float = 1.0, copy: PointerGenerator | None = None):
         super().__init__()
         self.src_embed, self.tgt_embed = src_embed, tgt_embed
         self.encoder, self.decoder, self.generator = encoder, decoder, generator
+        self.copy = copy
         self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.teacher_forcing = teacher_forcing  # ratio of gold previous tokens while training
 
+    def _embed(self, embedding: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
+        if self.copy is not None:  # extended ids read as UNK
+            ids = ids.masked_fill(ids >= embedding.num_embeddings, UNK)
+        return embedding(ids)
+
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Memory, DecoderState]:
         """src (B, S) -> the memory the decoder attends to and its initial state."""
-        values, final = self.encoder(self.embedding_dropout(self.src_embed(src)), src_lengths)
+        values, final = self.encoder(self.embedding_dropout(self._embed(self.src_embed, src)), src_lengths)
         memory = Memory(values, self.decoder.attention.prepare_keys(values), src != PAD)
+        if self.copy is not None:
+            memory.src = src
+            memory.extra = max(0, int(src.max()) + 1 - self.generator.out_features)
         return memory, self.decoder.init_state(final)
 
+    def _output(self, att, embedded, weights, memory):
+        """Logits (B, T, V); with copy, log-probabilities (B, T, V + extra)."""
+        logits = self.generator(att)
+        if self.copy is None:
+            return logits
+        return self.copy(logits, att, embedded, weights, memory.src, memory.extra)
+
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher-forced logits (B, T, V) and attention weights (B, T, S)."""
+        """Teacher-forced logits (B, T, V) and attention weights (B, T, S). With copy the first
+        are log-probabilities (B, T, V + extra): log_softmax leaves them as they are, so the
+        losses that take logits take them too."""
         memory, state = self.encode(batch.src, batch.src_lengths)
         if self.training and self.teacher_forcing < 1.0:
             return self._scheduled_sampling(batch.tgt_in, memory, state)
-        embedded = self.embedding_dropout(self.tgt_embed(batch.tgt_in))  # (B, T, E)
+        embedded = self.embedding_dropout(self._embed(self.tgt_embed, batch.tgt_in))  # (B, T, E)
         att, weights, _ = self.decoder(embedded, memory, state)
-        return self.generator(att), weights
+        return self._output(att, embedded, weights, memory), weights
 
     def _scheduled_sampling(self, tgt_in, memory, state):
         """Each step takes the gold previous token with probability `teacher_forcing`, else the
@@ -49,16 +73,21 @@ class Seq2Seq(nn.Module):
             if t > 0:
                 gold = torch.rand(prev.shape, device=prev.device) < self.teacher_forcing
                 prev = torch.where(gold, tgt_in[:, t], logits[-1].argmax(-1))
-            emb = self.embedding_dropout(self.tgt_embed(prev)).unsqueeze(1)
+            emb = self.embedding_dropout(self._embed(self.tgt_embed, prev)).unsqueeze(1)
             att, w, state = self.decoder.step(emb, memory, state)
-            logits.append(self.generator(att).squeeze(1))
+            logits.append(self._output(att, emb, w, memory).squeeze(1))
             weights.append(w)
         return torch.stack(logits, 1), torch.cat(weights, 1)
 
     def step(self, prev: torch.Tensor, memory: Memory, state: DecoderState):
-        """One search step: prev (B,) -> log-probabilities (B, V), weights (B, S), new state."""
-        att, weights, state = self.decoder.step(self.tgt_embed(prev).unsqueeze(1), memory, state)
-        log_probs = torch.log_softmax(self.generator(att.squeeze(1)).float(), dim=-1)
+        """One search step: prev (B,) -> log-probabilities (B, V), weights (B, S), new state.
+        With copy V is the extended vocabulary and an extended prev is fed back as UNK."""
+        embedded = self._embed(self.tgt_embed, prev).unsqueeze(1)  # (B, 1, E)
+        att, weights, state = self.decoder.step(embedded, memory, state)
+        if self.copy is not None:
+            log_probs = self._output(att, embedded, weights, memory).squeeze(1)
+        else:
+            log_probs = torch.log_softmax(self.generator(att.squeeze(1)).float(), dim=-1)
         return log_probs, weights.squeeze(1), state
 
 
@@ -72,13 +101,14 @@ def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int,
     encoder = RecurrentEncoder(e.cell, cfg.embedding_size, e.hidden_size, e.num_layers,
                                e.bidirectional, e.dropout)
     attention = build_attention(cfg.attention.type, d.hidden_size, encoder.output_size,
-                                cfg.attention.hidden_size)
+                                cfg.attention.hidden_size, cfg.attention.coverage)
     decoder = RecurrentDecoder(d.cell, cfg.embedding_size, d.hidden_size, d.num_layers, d.dropout,
                                attention, encoder.output_size, d.input_feeding, d.init)
     generator = nn.Linear(d.hidden_size, tgt_vocab_size)
     if cfg.tie_output:
         generator.weight = tgt_embed.weight
+    copy = PointerGenerator(d.hidden_size, cfg.embedding_size) if cfg.copy else None
     model = Seq2Seq(src_embed, tgt_embed, encoder, decoder, generator, cfg.embedding_dropout,
-                    teacher_forcing)
+                    teacher_forcing, copy)
     initialize(model, cfg.init, cfg.embedding_init_std)
     return model

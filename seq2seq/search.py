@@ -4,6 +4,11 @@ A model for search has
     encode(src (B, S), lengths (B,)) -> (memory, state)    memory/state have .select(index)
     step(prev (B,), memory, state) -> (log_probs (B, V), weights (B, S), state)
 Each sentence stops at its own maximum length, so results do not depend on the batch.
+
+Options for summarisation (all off by default): `min_length` keeps EOS out before that many
+tokens; `no_repeat_ngram_size` n never lets a hypothesis repeat an n-gram it already holds (the
+token that would complete it gets probability 0); `coverage_penalty_beta` adds GNMT's
+beta * sum_i log(min(sum_t a_t,i, 1)) to the score of finished beam hypotheses.
 """
 
 from __future__ import annotations
@@ -32,6 +37,36 @@ def length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
     return ((5.0 + length.float()) / 6.0) ** alpha
 
 
+def block_repeats(log_probs: torch.Tensor, history: torch.Tensor, n: int) -> torch.Tensor:
+    """-inf for every token that would complete an n-gram already in `history`.
+    log_probs (N, V), history (N, t) tokens so far."""
+    t = history.size(1)
+    if n <= 0 or t < n:
+        return log_probs
+    windows = history.unfold(1, n, 1)  # (N, t - n + 1, n) every n-gram so far
+    prefix = history[:, t - n + 1:]  # (N, n - 1) what the next token would extend
+    match = (windows[..., :-1] == prefix.unsqueeze(1)).all(-1)  # (N, W)
+    hits = torch.zeros_like(log_probs).scatter_add_(1, windows[..., -1], match.to(log_probs.dtype))
+    return log_probs.masked_fill(hits > 0, float("-inf"))
+
+
+def _block_eos(log_probs: torch.Tensor, t: int, min_length: int) -> torch.Tensor:
+    """No EOS before `min_length` tokens; log_probs (..., V)."""
+    if t >= min_length:
+        return log_probs
+    return log_probs.index_fill(-1, torch.tensor([EOS], device=log_probs.device), float("-inf"))
+
+
+def coverage_penalty(coverage: torch.Tensor, src_lengths: torch.Tensor, beta: float) -> torch.Tensor:
+    """GNMT: beta * sum_i log(min(coverage_i, 1)) over real source positions (Wu et al. 2016,
+    arXiv:1609.08144); coverage (B, K, S), src_lengths (B,) -> (B, K). A position never attended
+    counts as 1e-6."""
+    positions = torch.arange(coverage.size(-1), device=coverage.device)
+    real = positions < src_lengths.to(coverage.device).view(-1, 1, 1)  # (B, 1, S)
+    terms = torch.log(coverage.clamp(1e-6, 1.0)) * real
+    return beta * terms.sum(-1)
+
+
 def _force_eos(log_probs: torch.Tensor, over: torch.Tensor) -> torch.Tensor:
     """Where `over` (rows) is True only EOS may follow; log_probs (..., V)."""
     if bool(over.any()):
@@ -43,7 +78,8 @@ def _force_eos(log_probs: torch.Tensor, over: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def greedy_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: torch.Tensor,
-                  return_attention: bool = False) -> list[list[Hypothesis]]:
+                  return_attention: bool = False, min_length: int = 0,
+                  no_repeat_ngram_size: int = 0) -> list[list[Hypothesis]]:
     """Argmax decoding; returns one hypothesis per sentence (as a 1-best list)."""
     memory, state = model.encode(src, src_lengths)
     batch = src.size(0)
@@ -55,7 +91,9 @@ def greedy_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: 
     tokens, attn = [], []
     for t in range(int(max_len.max()) + 1):
         log_probs, weights, state = model.step(prev, memory, state)
-        log_probs = _force_eos(log_probs, max_len <= t)
+        if no_repeat_ngram_size and tokens:
+            log_probs = block_repeats(log_probs, torch.stack(tokens, 1), no_repeat_ngram_size)
+        log_probs = _force_eos(_block_eos(log_probs, t, min_length), max_len <= t)
         best, prev = log_probs.max(-1)
         score += torch.where(finished, torch.zeros_like(best), best)
         prev = torch.where(finished, torch.full_like(prev, EOS), prev)
@@ -78,7 +116,8 @@ def greedy_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: 
 @torch.no_grad()
 def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: torch.Tensor,
                 beam_size: int, alpha: float = 1.0, nbest: int = 1,
-                return_attention: bool = False) -> list[list[Hypothesis]]:
+                return_attention: bool = False, min_length: int = 0, no_repeat_ngram_size: int = 0,
+                coverage_penalty_beta: float = 0.0) -> list[list[Hypothesis]]:
     """Batched beam search; a sentence is done once `beam_size` hypotheses have ended.
 
     Alive beams live in (B, K) tensors; each step takes the best 2K continuations, moves those
@@ -102,11 +141,15 @@ def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: to
     pool_count = torch.zeros(B, dtype=torch.long, device=device)
     prev = torch.full((B * K,), BOS, dtype=torch.long, device=device)
     offsets = (torch.arange(B, device=device) * K).unsqueeze(1)  # (B, 1)
+    alive_cov = None  # (B, K, S) attention summed over each alive hypothesis' steps
 
     for t in range(int(max_len.max()) + 1):
         log_probs, weights, state = model.step(prev, memory, state)
         V = log_probs.size(-1)
-        log_probs = _force_eos(log_probs.view(B, K, V), (max_len <= t).unsqueeze(1).expand(B, K))
+        if no_repeat_ngram_size and t:
+            log_probs = block_repeats(log_probs, alive_tokens.reshape(B * K, t), no_repeat_ngram_size)
+        log_probs = _block_eos(log_probs.view(B, K, V), t, min_length)
+        log_probs = _force_eos(log_probs, (max_len <= t).unsqueeze(1).expand(B, K))
         cand = (alive.unsqueeze(-1) + log_probs).view(B, K * V)
         top_scores, top_index = cand.topk(min(2 * K, K * V), dim=-1)  # (B, 2K)
         beam, token = top_index // V, top_index % V
@@ -126,6 +169,11 @@ def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: to
         ends[:, K:] = False
         ends &= ~done.unsqueeze(1)
         normed = top_scores / length_penalty(torch.tensor(t + 1, device=device), alpha)
+        if coverage_penalty_beta:
+            w = weights.view(B, K, -1).float()
+            cov = w if alive_cov is None else alive_cov + w
+            cand_cov = cov.gather(1, beam.unsqueeze(-1).expand(-1, -1, cov.size(-1)))  # (B, 2K, S)
+            normed = normed + coverage_penalty(cand_cov, src_lengths, coverage_penalty_beta)
         new = torch.where(ends, normed, torch.full_like(normed, float("-inf")))
         pool_count = pool_count + ends.sum(1)
         pad = torch.full((B, K, 1), EOS, dtype=torch.long, device=device)
@@ -142,6 +190,8 @@ def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: to
         # Alive: the best K candidates that did not end in EOS.
         live_scores = torch.where(token == EOS, torch.full_like(top_scores, float("-inf")), top_scores)
         alive, pick = live_scores.topk(K, dim=-1)  # (B, K)
+        if coverage_penalty_beta:
+            alive_cov = cand_cov.gather(1, pick.unsqueeze(-1).expand(-1, -1, cand_cov.size(-1)))
         alive_tokens = cand_tokens.gather(1, pick.unsqueeze(-1).expand(-1, -1, t + 1))
         if return_attention:
             alive_attn = cand_attn.gather(1, pick[..., None, None].expand(-1, -1, t + 1, cand_attn.size(-1)))

@@ -31,8 +31,9 @@ from seq2seq.device import autocast
 from seq2seq.distributed import World, all_sum, broadcast
 from seq2seq.errors import UserError
 from seq2seq.logs import JsonLines
-from seq2seq.loss import sequence_nll
-from seq2seq.metrics import bleu
+from seq2seq.extended import decode_extended
+from seq2seq.loss import coverage_loss, sequence_nll
+from seq2seq.metrics import bleu, rouge
 from seq2seq.model import Seq2Seq
 from seq2seq.signals import StopRequest
 from seq2seq.translator import decode_ids
@@ -66,6 +67,11 @@ class Validation:
     src: list[list[int]]
     tgt: list[list[int]]
     refs: list[str]
+    oovs: list[list[str]] | None = None  # with copy: each source's extended pieces
+
+
+# The validation score that picks the best weights, schedules and stops: the metric's key.
+SCORE_KEY = {"bleu": "bleu", "rouge": "rougeL"}
 
 
 @dataclass
@@ -159,8 +165,10 @@ class Trainer:
             sync = contextlib.nullcontext() if last or not self.world.distributed else self.ddp.no_sync()
             with sync:
                 with autocast(self.device, self.cfg.autocast):
-                    logits, _ = self.ddp(batch)
+                    logits, weights = self.ddp(batch)
                 loss = sequence_nll(logits, batch.tgt_out, self.cfg.label_smoothing)
+                if self.cfg.coverage_weight:
+                    loss = loss + self.cfg.coverage_weight * coverage_loss(weights, batch.tgt_out)
                 (loss * scale).backward()
             total += loss.item()
         loss = all_sum([total], self.world, self.device)[0] / ntok
@@ -188,11 +196,17 @@ class Trainer:
             total += float(sequence_nll(logits, batch.tgt_out))
             ntok += batch.num_tgt_tokens
         hyps = decode_ids(self.model, self.valid.src, self.recipe.decoding, self.device, beam_size=1)
-        text = self.tgt_vocab.decode([h[0].tokens for h in hyps])
-        score, signature = bleu(text, self.valid.refs)
+        tokens = [h[0].tokens for h in hyps]
+        if self.valid.oovs is None:
+            text = self.tgt_vocab.decode(tokens)
+        else:
+            text = decode_extended(self.tgt_vocab, tokens, self.valid.oovs)
         self.model.train()
-        return {"valid_loss": total / max(ntok, 1), "valid_ppl": math.exp(min(total / max(ntok, 1), 50)),
-                "bleu": score, "signature": signature}
+        result = {"valid_loss": total / max(ntok, 1), "valid_ppl": math.exp(min(total / max(ntok, 1), 50))}
+        if self.cfg.valid_metric == "rouge":
+            return {**result, **rouge(text, self.valid.refs)}
+        score, signature = bleu(text, self.valid.refs)
+        return {**result, "bleu": score, "signature": signature}
 
     # ------------------------------------------------------------ loop
 
@@ -205,22 +219,25 @@ class Trainer:
         """Record, keep the best weights, schedule, and say whether to stop early."""
         p = self.progress
         result.update(step=p.step, epoch=p.epoch, lr=self.optimizer.param_groups[0]["lr"])
-        improved = result["bleu"] > p.best_score and self._weights_finite()
+        key = SCORE_KEY[self.cfg.valid_metric]
+        improved = result[key] > p.best_score and self._weights_finite()
         if improved:
-            p.best_score, p.bad_validations = result["bleu"], 0
+            p.best_score, p.bad_validations = result[key], 0
             if self.world.is_main:
                 save_weights(self.model, self.model_dir / "best.safetensors")
         else:
             p.bad_validations += 1
         result["best"] = improved
-        p.history.append({k: result[k] for k in ("step", "epoch", "bleu", "valid_loss")})
+        p.history.append({k: result[k] for k in ("step", "epoch", key, "valid_loss")})
         if self.world.is_main:
             self.log.append(result)
             self.log.close()
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            self.scheduler.step(result["bleu"])
+            self.scheduler.step(result[key])
         if self.world.is_main:
-            tqdm.write(f"validation step {p.step} after {p.epoch} epochs: BLEU {result['bleu']:.2f} "
+            scores = (f"BLEU {result['bleu']:.2f}" if key == "bleu" else
+                      "ROUGE-1/2/L {rouge1:.2f}/{rouge2:.2f}/{rougeL:.2f}".format(**result))
+            tqdm.write(f"validation step {p.step} after {p.epoch} epochs: {scores} "
                        f"loss {result['valid_loss']:.3f} ppl {result['valid_ppl']:.2f}"
                        + ("  (best, saved)" if improved else f"  (no gain x{p.bad_validations})"))
         return 0 < self.cfg.patience <= p.bad_validations

@@ -15,6 +15,7 @@ from seq2seq.checkpoint import load_meta, load_weights
 from seq2seq.config import DecodingConfig, Recipe
 from seq2seq.data import collate
 from seq2seq.device import autocast, resolve_device
+from seq2seq.extended import decode_extended, extend_sources
 from seq2seq.model import Seq2Seq, build_model
 from seq2seq.search import Hypothesis, beam_search, greedy_search, max_lengths
 from seq2seq.vocab import Vocab, load_vocabs
@@ -35,12 +36,16 @@ def decode_ids(model: Seq2Seq, sources: list[list[int]], cfg: DecodingConfig, de
         idx = order[start:start + size]
         batch = collate([sources[i] for i in idx]).to(device)
         limit = max_lengths(batch.src_lengths, cfg.max_length_ratio, cfg.max_length_offset)
+        if cfg.max_length:
+            limit = limit.clamp(max=cfg.max_length)
         with autocast(device):
             if beam == 1:
-                hyps = greedy_search(model, batch.src, batch.src_lengths, limit, return_attention)
+                hyps = greedy_search(model, batch.src, batch.src_lengths, limit, return_attention,
+                                     cfg.min_length, cfg.no_repeat_ngram_size)
             else:
                 hyps = beam_search(model, batch.src, batch.src_lengths, limit, beam,
-                                   cfg.length_penalty, nbest, return_attention)
+                                   cfg.length_penalty, nbest, return_attention, cfg.min_length,
+                                   cfg.no_repeat_ngram_size, cfg.coverage_penalty)
         for i, h in zip(idx, hyps):
             results[i] = h
     model.train(was_training)
@@ -68,14 +73,37 @@ class Translator:
         dev = resolve_device(device, "device")
         return cls(model.to(dev), src_vocab, tgt_vocab, recipe, dev)
 
+    def encode(self, lines: list[str]) -> tuple[list[list[int]], list[list[str]] | None]:
+        """Source ids, cut to data.max_source_length if the recipe sets one; with copy, extended
+        ids and each line's source-only pieces (seq2seq/extended.py), else None."""
+        oovs = None
+        if self.model.copy is not None:
+            ext = extend_sources(self.src_vocab, lines)
+            sources, oovs = [e.ids for e in ext], [e.oovs for e in ext]
+        else:
+            sources = self.src_vocab.encode(lines)
+        limit = self.recipe.data.max_source_length
+        return ([s[:limit] for s in sources] if limit else sources), oovs
+
     def search(self, lines: list[str], beam_size: int | None = None, batch_size: int | None = None,
-               nbest: int = 1, return_attention: bool = False, progress: bool = False):
+               nbest: int = 1, return_attention: bool = False, progress: bool = False,
+               decoding: DecodingConfig | None = None):
         """Hypotheses (ids, scores, attention) for each line."""
-        sources = self.src_vocab.encode(lines)
-        return decode_ids(self.model, sources, self.recipe.decoding, self.device, beam_size,
-                          batch_size, nbest, return_attention, progress)
+        sources, _ = self.encode(lines)
+        return decode_ids(self.model, sources, decoding or self.recipe.decoding, self.device,
+                          beam_size, batch_size, nbest, return_attention, progress)
+
+    def to_text(self, token_lists: list[list[int]], oovs: list[list[str]] | None) -> list[str]:
+        """Output ids -> text; with copy, extended ids come out as the source text they stand for."""
+        if oovs is None:
+            return self.tgt_vocab.decode(token_lists)
+        return decode_extended(self.tgt_vocab, token_lists, oovs)
 
     def translate(self, lines: list[str], beam_size: int | None = None,
-                  batch_size: int | None = None, progress: bool = False) -> list[str]:
-        hyps = self.search(lines, beam_size, batch_size, progress=progress)
-        return self.tgt_vocab.decode([h[0].tokens for h in hyps])
+                  batch_size: int | None = None, progress: bool = False,
+                  decoding: DecodingConfig | None = None) -> list[str]:
+        """One output line per input line; `decoding` replaces the recipe's decoding section."""
+        sources, oovs = self.encode(lines)
+        hyps = decode_ids(self.model, sources, decoding or self.recipe.decoding, self.device,
+                          beam_size, batch_size, 1, False, progress)
+        return self.to_text([h[0].tokens for h in hyps], oovs)

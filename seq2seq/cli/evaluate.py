@@ -1,4 +1,6 @@
-"""seq2seq-evaluate MODEL_DIR --src F --ref F [--beam-size N] [--json]: sacreBLEU BLEU and chrF."""
+"""seq2seq-evaluate MODEL_DIR --src F --ref F [--ref F ...] [--metric bleu|rouge] [--beam-size N]
+[--json]: sacreBLEU BLEU and chrF, or ROUGE-1/2/L F1 (rouge-score, stemmed); several --ref files
+are several references per line."""
 
 from __future__ import annotations
 
@@ -13,7 +15,10 @@ def parser() -> ArgumentParser:
                        description="Translate --src and score it against --ref.")
     p.add_argument("model_dir")
     p.add_argument("--src", required=True, help="source file, one sentence per line")
-    p.add_argument("--ref", required=True, help="reference file, line i translating line i")
+    p.add_argument("--ref", required=True, action="append",
+                   help="reference file, line i for source line i; repeat for more references")
+    p.add_argument("--metric", default="bleu", choices=["bleu", "rouge"],
+                   help="bleu: BLEU and chrF (sacreBLEU); rouge: ROUGE-1/2/L F1 (rouge-score)")
     p.add_argument("--beam-size", type=int, help="1 for greedy; default from the recipe")
     p.add_argument("--batch-size", type=int, help="sentences per batch")
     p.add_argument("--output", help="also write the translations here")
@@ -31,23 +36,28 @@ def main(argv) -> int:
     from pathlib import Path
 
     from seq2seq.data import check_parallel, read_lines
-    from seq2seq.metrics import bleu, chrf
+    from seq2seq.metrics import bleu, chrf, rouge
     from seq2seq.translator import Translator
-    check_parallel(Path(args.src), Path(args.ref))
+    for ref in args.ref:
+        check_parallel(Path(args.src), Path(ref))
     translator = Translator.load(args.model_dir, args.device, args.weights)
-    src, refs = read_lines(Path(args.src)), read_lines(Path(args.ref))
+    src, streams = read_lines(Path(args.src)), [read_lines(Path(ref)) for ref in args.ref]
     beam = args.beam_size or translator.recipe.decoding.beam_size
     hyps = translator.translate(src, beam, args.batch_size, progress=len(src) > 500)
     if args.output:
         write_output(hyps, args.output)
-    b, b_sig = bleu(hyps, refs)
-    c, c_sig = chrf(hyps, refs)
-    result = {"bleu": round(b, 2), "chrf": round(c, 2), "bleu_signature": b_sig,
-              "chrf_signature": c_sig, "beam_size": beam, "sentences": len(src)}
-    if args.json:
-        print(json.dumps(result))
+    if args.metric == "rouge":
+        scores = {k: round(v, 2) for k, v in rouge(hyps, [list(r) for r in zip(*streams)]).items()}
+        result = {**scores, "references": len(streams), "beam_size": beam, "sentences": len(src)}
+        text = "ROUGE-1 {rouge1:.2f}  ROUGE-2 {rouge2:.2f}  ROUGE-L {rougeL:.2f}".format(**scores) + \
+            f"  (F1, rouge-score, Porter stemmer, {len(streams)} reference(s))"
     else:
-        print(f"BLEU {b:.2f}  ({b_sig})\nchrF {c:.2f}  ({c_sig})")
+        b, b_sig = bleu(hyps, *streams)
+        c, c_sig = chrf(hyps, *streams)
+        result = {"bleu": round(b, 2), "chrf": round(c, 2), "bleu_signature": b_sig,
+                  "chrf_signature": c_sig, "beam_size": beam, "sentences": len(src)}
+        text = f"BLEU {b:.2f}  ({b_sig})\nchrF {c:.2f}  ({c_sig})"
+    print(json.dumps(result) if args.json else text)
     return 0
 
 

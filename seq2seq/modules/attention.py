@@ -1,11 +1,13 @@
 """Attention mechanisms. One signature for all:
 
     keys = attention.prepare_keys(values)          # once per source batch, (B, S, K)
-    context, weights = attention(query, keys, values, mask)
+    context, weights = attention(query, keys, values, mask, coverage=None)
 
 query (B, T, Hq) for T decoder steps at once (T = 1 inside step-by-step decoding), values
 (B, S, Hv) the encoder states, mask (B, S) True on real tokens. context (B, T, Hv), weights
-(B, T, S): each row sums to 1 and is 0 on padding.
+(B, T, S): each row sums to 1 and is 0 on padding. coverage (B, S), the sum of the attention of
+earlier steps, enters the additive scores of a mechanism built with `coverage=True` (See, Liu &
+Manning 2017, arXiv:1704.04368, eq. 11); the others take None.
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ class Attention(nn.Module):
     def prepare_keys(self, values: torch.Tensor) -> torch.Tensor:
         return values
 
-    def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    def score(self, query: torch.Tensor, keys: torch.Tensor, coverage=None) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, query, keys, values, mask):
-        weights = _masked_softmax(self.score(query, keys), mask)  # (B, T, S)
+    def forward(self, query, keys, values, mask, coverage=None):
+        weights = _masked_softmax(self.score(query, keys, coverage), mask)  # (B, T, S)
         context = torch.bmm(weights.to(values.dtype), values)  # (B, T, Hv)
         return context, weights
 
@@ -37,18 +39,23 @@ class Attention(nn.Module):
 class BahdanauAttention(Attention):
     """Additive attention, v^T tanh(W q + U k) (Bahdanau, Cho & Bengio 2015, arXiv:1409.0473)."""
 
-    def __init__(self, query_size: int, value_size: int, hidden_size: int):
+    def __init__(self, query_size: int, value_size: int, hidden_size: int, coverage: bool = False):
         super().__init__()
         self.query_layer = nn.Linear(query_size, hidden_size, bias=False)
         self.key_layer = nn.Linear(value_size, hidden_size, bias=False)
         self.energy_layer = nn.Linear(hidden_size, 1, bias=False)
+        # v^T tanh(W q + U k + w_c c): coverage c (B, S) is one more additive term
+        self.coverage_layer = nn.Linear(1, hidden_size, bias=False) if coverage else None
 
     def prepare_keys(self, values):
         return self.key_layer(values)  # (B, S, A)
 
-    def score(self, query, keys):
+    def score(self, query, keys, coverage=None):
         q = self.query_layer(query)  # (B, T, A)
-        energy = torch.tanh(q.unsqueeze(2) + keys.unsqueeze(1))  # (B, T, S, A)
+        keys = keys.unsqueeze(1)  # (B, 1, S, A)
+        if self.coverage_layer is not None:
+            keys = keys + self.coverage_layer(coverage.unsqueeze(-1).to(keys.dtype)).unsqueeze(1)
+        energy = torch.tanh(q.unsqueeze(2) + keys)  # (B, T, S, A)
         return self.energy_layer(energy).squeeze(-1)  # (B, T, S)
 
 
@@ -63,7 +70,7 @@ class LuongConcatAttention(BahdanauAttention):
 class LuongDotAttention(Attention):
     """Luong 'dot' score, q^T k (arXiv:1508.04025); query and value sizes must match."""
 
-    def score(self, query, keys):
+    def score(self, query, keys, coverage=None):
         return torch.bmm(query, keys.transpose(1, 2))  # (B, T, S)
 
 
@@ -77,15 +84,18 @@ class LuongGeneralAttention(Attention):
     def prepare_keys(self, values):
         return self.key_layer(values)  # (B, S, Hq)
 
-    def score(self, query, keys):
+    def score(self, query, keys, coverage=None):
         return torch.bmm(query, keys.transpose(1, 2))  # (B, T, S)
 
 
-def build_attention(kind: str, query_size: int, value_size: int, hidden_size: int) -> Attention:
+def build_attention(kind: str, query_size: int, value_size: int, hidden_size: int,
+                    coverage: bool = False) -> Attention:
+    if coverage and kind not in ("bahdanau", "concat"):
+        raise ValueError(f"coverage needs additive attention ('bahdanau' or 'concat'), not {kind!r}")
     if kind == "bahdanau":
-        return BahdanauAttention(query_size, value_size, hidden_size or query_size)
+        return BahdanauAttention(query_size, value_size, hidden_size or query_size, coverage)
     if kind == "concat":
-        return LuongConcatAttention(query_size, value_size, hidden_size or query_size)
+        return LuongConcatAttention(query_size, value_size, hidden_size or query_size, coverage)
     if kind == "general":
         return LuongGeneralAttention(query_size, value_size)
     if kind == "dot":

@@ -1,4 +1,5 @@
-"""Recurrent decoder with attention, optional input feeding, initial state from the encoder."""
+"""Recurrent decoder with attention, optional input feeding and coverage, initial state from the
+encoder."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ class Memory:
     values: torch.Tensor  # (B, S, Hv) encoder outputs
     keys: torch.Tensor  # (B, S, K) attention.prepare_keys(values)
     mask: torch.Tensor  # (B, S) True on real tokens
+    src: torch.Tensor | None = None  # (B, S) extended source ids, what copying points at
+    extra: int = 0  # extended ids V .. V + extra - 1 in use (source-only pieces)
 
     def select(self, index: torch.Tensor) -> "Memory":
+        src = self.src.index_select(0, index) if self.src is not None else None
         return Memory(self.values.index_select(0, index), self.keys.index_select(0, index),
-                      self.mask.index_select(0, index))
+                      self.mask.index_select(0, index), src, self.extra)
 
 
 @dataclass
@@ -30,21 +34,25 @@ class DecoderState:
 
     hidden: torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (L, B, H); LSTM: (h, c)
     att_vector: torch.Tensor  # (B, H) last attentional vector (input feeding)
+    coverage: torch.Tensor | None = None  # (B, S) attention summed over past steps; None: zeros
 
     def select(self, index: torch.Tensor) -> "DecoderState":
         if isinstance(self.hidden, tuple):
             hidden = tuple(h.index_select(1, index) for h in self.hidden)
         else:
             hidden = self.hidden.index_select(1, index)
-        return DecoderState(hidden, self.att_vector.index_select(0, index))
+        coverage = self.coverage.index_select(0, index) if self.coverage is not None else None
+        return DecoderState(hidden, self.att_vector.index_select(0, index), coverage)
 
 
 class RecurrentDecoder(nn.Module):
     """Luong-style flow: RNN step, attend with the new top state, attentional vector
     h~ = tanh(W [h; context]) which feeds the output layer and (with input feeding) the next step.
 
-    Without input feeding the recurrence does not depend on attention, so all target steps run
-    in one fused RNN call and attention is computed for all steps at once.
+    Without input feeding (and without coverage) the recurrence does not depend on attention, so
+    all target steps run in one fused RNN call and attention is computed for all steps at once.
+    With coverage (an attention built with coverage=True) the state carries the running sum of
+    past attention, which each step's attention scores see.
     """
 
     def __init__(self, cell: str, embedding_size: int, hidden_size: int, num_layers: int,
@@ -60,6 +68,7 @@ class RecurrentDecoder(nn.Module):
         self.att_vector_layer = nn.Linear(hidden_size + encoder_size, hidden_size)
         self.dropout = nn.Dropout(dropout)
         self.bridge = nn.Linear(encoder_size, hidden_size) if init == "bridge" else None
+        self.coverage = getattr(attention, "coverage_layer", None) is not None
 
     def init_state(self, encoder_final: torch.Tensor) -> DecoderState:
         """encoder_final (B, De) -> state with every layer started from the bridge (or zeros)."""
@@ -75,9 +84,10 @@ class RecurrentDecoder(nn.Module):
             hidden = (hidden, torch.zeros_like(hidden))
         return DecoderState(hidden, h.new_zeros(batch, self.hidden_size))
 
-    def _attend(self, outputs: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+    def _attend(self, outputs: torch.Tensor, memory: Memory,
+                coverage: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """outputs (B, T, H) -> attentional vectors (B, T, H), weights (B, T, S)."""
-        context, weights = self.attention(outputs, memory.keys, memory.values, memory.mask)
+        context, weights = self.attention(outputs, memory.keys, memory.values, memory.mask, coverage)
         att = torch.tanh(self.att_vector_layer(self.dropout(torch.cat([outputs, context], -1))))
         return att, weights
 
@@ -87,12 +97,18 @@ class RecurrentDecoder(nn.Module):
         if self.input_feeding:
             x = torch.cat([embedded, state.att_vector.unsqueeze(1).to(embedded.dtype)], -1)
         output, hidden = self.rnn(x, state.hidden)  # (B, 1, H)
-        att, weights = self._attend(output, memory)
-        return att, weights, DecoderState(hidden, att.squeeze(1))
+        if not self.coverage:
+            att, weights = self._attend(output, memory)
+            return att, weights, DecoderState(hidden, att.squeeze(1))
+        coverage = state.coverage
+        if coverage is None:  # the first step: nothing attended yet
+            coverage = torch.zeros(memory.mask.shape, device=memory.mask.device)  # (B, S)
+        att, weights = self._attend(output, memory, coverage)
+        return att, weights, DecoderState(hidden, att.squeeze(1), coverage + weights.squeeze(1))
 
     def forward(self, embedded: torch.Tensor, memory: Memory, state: DecoderState):
         """Teacher-forced: embedded (B, T, E) -> att vectors (B, T, H), weights (B, T, S)."""
-        if not self.input_feeding:
+        if not self.input_feeding and not self.coverage:
             outputs, hidden = self.rnn(embedded, state.hidden)  # (B, T, H), all steps fused
             att, weights = self._attend(outputs, memory)
             return att, weights, DecoderState(hidden, att[:, -1])

@@ -1,0 +1,66 @@
+"""seq2seq-summarize MODEL_DIR [FILE ...] [--output F] [--beam-size N] [--min-length N]
+[--max-length N] [--no-repeat-ngram-size N]: documents one per line -> summaries one per line."""
+
+from __future__ import annotations
+
+from seq2seq.cli.common import ArgumentParser, read_input, run, write_output
+
+PROGRESS_FROM = 200  # documents; a progress bar (on stderr) from this many on
+
+
+def parser() -> ArgumentParser:
+    p = ArgumentParser(prog="seq2seq-summarize",
+                       description="Summarise documents, one per line, from FILEs or stdin.")
+    p.add_argument("model_dir", help="a model directory trained with task: summarization")
+    p.add_argument("files", nargs="*", help="files of documents, one per line (default stdin)")
+    p.add_argument("--output", help="file to write (default stdout)")
+    p.add_argument("--beam-size", type=int, help="1 for greedy; default from the recipe")
+    p.add_argument("--min-length", type=int, help="pieces before the summary may end")
+    p.add_argument("--max-length", type=int, help="at most this many pieces (0: no cap)")
+    p.add_argument("--no-repeat-ngram-size", type=int, help="never repeat an n-gram (0: off)")
+    p.add_argument("--batch-size", type=int, help="documents per batch")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--weights", default="best.safetensors",
+                   help="weights file: a name in MODEL_DIR or a path")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def main(argv) -> int:
+    args = parser().parse_args(argv)
+    from seq2seq.errors import UserError
+    for flag in ("beam_size", "batch_size"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UserError(f"--{flag.replace('_', '-')}: must be at least 1, got {value}")
+    for flag in ("min_length", "max_length", "no_repeat_ngram_size"):
+        value = getattr(args, flag)
+        if value is not None and value < 0:
+            raise UserError(f"--{flag.replace('_', '-')}: must be at least 0, got {value}")
+    from seq2seq.summarizer import Summarizer
+    summarizer = Summarizer.load(args.model_dir, args.device, args.weights)
+    documents = [line for f in args.files for line in read_input(f)] if args.files else _stdin()
+    out = summarizer.summarize(documents, args.beam_size, args.min_length, args.max_length,
+                               args.no_repeat_ngram_size, args.batch_size,
+                               progress=len(documents) >= PROGRESS_FROM)
+    write_output(out, args.output)
+    return 0
+
+
+def _stdin() -> list[str]:
+    from seq2seq.errors import UserError
+    try:
+        return read_input(None)
+    except UserError as e:
+        if str(e).startswith("empty"):
+            raise UserError("empty input: give documents one per line on stdin or as FILE "
+                            "arguments") from None
+        raise
+
+
+def entry() -> None:
+    run(main)
+
+
+if __name__ == "__main__":
+    entry()

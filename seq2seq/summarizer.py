@@ -1,0 +1,45 @@
+"""Load a summarisation model directory and summarise documents: the Python entry point.
+
+    from seq2seq import Summarizer
+    print(Summarizer.load("runs/dialogsum").summarize(["#Person1#: Hi ..."], beam_size=4))
+
+A summariser is a model directory whose recipe says `task: summarization` (the recipes under
+recipes/summarization/); decoding options default to the recipe's decoding section.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from seq2seq.checkpoint import load_meta
+from seq2seq.errors import UserError
+from seq2seq.translator import Translator
+
+
+class Summarizer(Translator):
+    """A Translator whose model was trained to summarise (meta.json task 'summarization')."""
+
+    @classmethod
+    def load(cls, model_dir: str | Path, device: str = "auto",
+             weights: str | Path = "best.safetensors") -> "Summarizer":
+        _, meta = load_meta(Path(model_dir))
+        if meta.get("task") != "summarization":
+            raise UserError(f"{model_dir}: not a summarisation model (meta.json task is "
+                            f"{meta.get('task')!r}); use seq2seq-translate, or train a recipe with "
+                            "task: summarization")
+        return super().load(model_dir, device, weights)
+
+    def summarize(self, documents: list[str], beam_size: int | None = None,
+                  min_length: int | None = None, max_length: int | None = None,
+                  no_repeat_ngram_size: int | None = None, batch_size: int | None = None,
+                  progress: bool = False) -> list[str]:
+        """One summary per document; None keeps the recipe's value."""
+        changes = {"min_length": min_length, "max_length": max_length,
+                   "no_repeat_ngram_size": no_repeat_ngram_size}
+        for name, value in changes.items():
+            if value is not None and value < 0:
+                raise UserError(f"{name}: must be >= 0, got {value}")
+        decoding = dataclasses.replace(self.recipe.decoding,
+                                       **{k: v for k, v in changes.items() if v is not None})
+        return self.translate(documents, beam_size, batch_size, progress, decoding)

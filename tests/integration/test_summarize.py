@@ -1,0 +1,181 @@
+"""Summarisation end to end on tiny data in a temp dir: train a copy + coverage recipe scored by
+ROUGE, summarise through `seq2seq-summarize` (stdin, files, flags) and the Python API, score with
+`seq2seq-evaluate --metric rouge` against several references, and the one-line errors."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from seq2seq import Summarizer
+from seq2seq.config import load_recipe
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "summarization"
+
+
+def documents(n: int, seed: int, letters: str = "abcdefgh") -> list[tuple[str, str]]:
+    """'document' of 4-8 words -> 'summary': its first two words."""
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(n):
+        words = ["".join(rng.choice(letters) for _ in range(rng.randint(2, 4)))
+                 for _ in range(rng.randint(4, 8))]
+        pairs.append((" ".join(words), " ".join(words[:2])))
+    return pairs
+
+
+def write(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def tiny_summary_recipe(data_dir: Path) -> dict:
+    return {
+        "name": "tiny_summary", "task": "summarization",
+        "data": {"dir": str(data_dir), "max_length": 12, "max_source_length": 48},
+        "vocab": {"model_type": "char", "size": 16},
+        "model": {"embedding_size": 8, "copy": True,
+                  "encoder": {"hidden_size": 8}, "attention": {"coverage": True},
+                  "decoder": {"hidden_size": 16}},
+        "training": {"batch_type": "sentences", "batch_size": 16, "epochs": 1, "device": "cpu",
+                     "threads": 1, "lr": 0.01, "coverage_weight": 1.0, "valid_metric": "rouge"},
+        "decoding": {"beam_size": 2, "min_length": 1, "max_length": 10, "no_repeat_ngram_size": 3},
+    }
+
+
+def command(name: str, *args, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_DATASETS_CACHE": str(cwd / "hf_cache"), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", f"seq2seq.cli.{name}", *map(str, args)], cwd=cwd,
+                          input=stdin, capture_output=True, text=True, env=env, timeout=300)
+
+
+def in_process(name: str, *args, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """A command's main through cli.common.run, without a new interpreter."""
+    import importlib
+
+    from seq2seq.cli.common import run
+    module = importlib.import_module(f"seq2seq.cli.{name}")
+    out, err = io.StringIO(), io.StringIO()
+    old_stdin = sys.stdin
+    if stdin is not None:
+        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin.encode("utf-8")))
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                pytest.raises(SystemExit) as info:
+            run(module.main, [str(a) for a in args])
+    finally:
+        sys.stdin = old_stdin
+    return subprocess.CompletedProcess(args, info.value.code, out.getvalue(), err.getvalue())
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("summarize")
+    data = root / "data"
+    data.mkdir()
+    train, valid = documents(48, seed=0), documents(8, seed=1)
+    train.append((" ".join(["abcd"] * 20), "abcd abcd"))  # longer than max_source_length: cut
+    write(data / "train.src", [d for d, _ in train])
+    write(data / "train.tgt", [s for _, s in train])
+    write(data / "valid.src", [d for d, _ in valid])
+    write(data / "valid.tgt", [s for _, s in valid])
+    write(data / "valid.ann0.tgt", [s.split()[0] for _, s in valid])
+    (root / "tiny.yaml").write_text(yaml.safe_dump(tiny_summary_recipe(data)), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(workdir) -> Path:
+    result = in_process("train", workdir / "tiny.yaml", "--model-dir", workdir / "model")
+    assert result.returncode == 0, result.stderr
+    assert "best validation ROUGE-L" in result.stdout
+    assert "1 sources cut to 48 pieces (52 pieces dropped)" in result.stdout  # counted
+    return workdir / "model"
+
+
+def test_training_writes_a_summariser_scored_by_rouge(trained):
+    meta = json.loads((trained / "meta.json").read_text(encoding="utf-8"))
+    assert meta["task"] == "summarization"
+    log = [json.loads(line) for line in (trained / "train_log.jsonl").read_text().splitlines()]
+    assert len(log) == 1 and {"rouge1", "rouge2", "rougeL", "valid_loss"} <= set(log[0])
+    assert "bleu" not in log[0]
+
+
+def test_summarize_from_stdin_matches_python(trained, workdir):
+    docs = ["abc defg hh", "QQab cd ef gh", "ab"]  # Q is not in the vocabulary
+    result = command("summarize", trained, "--beam-size", "1", cwd=workdir, stdin="\n".join(docs) + "\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.split("\n")
+    assert out[-1] == "" and len(out) == len(docs) + 1
+    summarizer = Summarizer.load(trained, "cpu")
+    assert out[:-1] == summarizer.summarize(docs, beam_size=1)
+    assert all(len(s.replace(" ", "")) <= 10 for s in out)  # max_length from the recipe: 10 pieces
+
+
+def test_summarize_files_with_flags(trained, workdir):
+    a = write(workdir / "a.txt", [d for d, _ in documents(5, seed=3)])
+    b = write(workdir / "b.txt", [d for d, _ in documents(3, seed=4)])
+    result = in_process("summarize", trained, a, b, "--output", workdir / "out.txt", "--beam-size", "3",
+                        "--min-length", "4", "--max-length", "6", "--no-repeat-ngram-size", "2",
+                        "--batch-size", "2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    summaries = (workdir / "out.txt").read_text(encoding="utf-8").splitlines()
+    assert len(summaries) == 8
+    summarizer = Summarizer.load(trained, "cpu")
+    ids = [h[0].tokens for h in summarizer.search(
+        [d for d, _ in documents(5, seed=3)], beam_size=3,
+        decoding=dataclasses.replace(summarizer.recipe.decoding, min_length=4, max_length=6,
+                                     no_repeat_ngram_size=2))]
+    assert all(4 <= len(t) <= 6 for t in ids)
+
+
+def test_evaluate_rouge_with_several_references(trained, workdir):
+    data = workdir / "data"
+    result = in_process("evaluate", trained, "--src", data / "valid.src", "--ref", data / "valid.tgt",
+                        "--ref", data / "valid.ann0.tgt", "--metric", "rouge", "--json")
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert set(scores) == {"rouge1", "rouge2", "rougeL", "references", "beam_size", "sentences"}
+    assert scores["references"] == 2 and scores["sentences"] == 8
+    assert 0.0 <= scores["rougeL"] <= scores["rouge1"] <= 100.0
+
+
+def test_summarize_errors(trained, workdir, tmp_path):
+    assert_user_error(in_process("summarize", trained, stdin=""), "empty input")
+    assert_user_error(in_process("summarize", workdir / "no_model", stdin="ab\n"), "no_model", "not found")
+    assert_user_error(in_process("summarize", trained, "--beam-size", "0", stdin="ab\n"), "--beam-size")
+    assert_user_error(in_process("summarize", trained, "--max-length", "-1", stdin="ab\n"), "--max-length")
+    translation = tmp_path / "translation_model"
+    translation.mkdir()
+    for f in trained.iterdir():
+        if f.is_file():
+            (translation / f.name).write_bytes(f.read_bytes())
+    meta = json.loads((translation / "meta.json").read_text(encoding="utf-8"))
+    (translation / "meta.json").write_text(json.dumps({**meta, "task": "translation"}), encoding="utf-8")
+    assert_user_error(in_process("summarize", translation, stdin="ab\n"), "not a summarisation model")
+
+
+@pytest.mark.parametrize("name", ["dialogsum", "aeslc", "gigaword"])
+def test_shipped_recipes_load(name):
+    recipe = load_recipe(RECIPES / f"{name}.yaml")
+    assert recipe.task == "summarization" and recipe.training.valid_metric == "rouge"
+    assert recipe.model.copy and recipe.model.attention.coverage

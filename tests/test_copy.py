@@ -1,0 +1,154 @@
+"""Copying (pointer-generator): the extended vocabulary, the output mixture, and a synthetic copy
+task whose test tokens are unknown to the vocabulary: with copying the model reproduces them,
+without it it cannot."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from seq2seq.data import collate
+from seq2seq.extended import decode_extended, extend_sources, extend_targets
+from seq2seq.loss import sequence_nll
+from seq2seq.search import beam_search, greedy_search, max_lengths
+from seq2seq.vocab import UNK
+
+# ---------------------------------------------------------------- extended vocabulary
+
+
+def test_unknown_pieces_get_their_own_ids_and_decode_to_source_text(char_vocab):
+    V = len(char_vocab)
+    [ext] = extend_sources(char_vocab, ["abXcY Xh"])  # X, Y: not letters of the vocabulary
+    assert ext.oovs == ["X", "Y"]
+    assert ext.ids.count(V) == 2 and ext.ids.count(V + 1) == 1  # one id per distinct piece
+    assert UNK not in ext.ids and all(i < V for i in ext.ids if i not in (V, V + 1))
+    assert char_vocab.encode(["abXcY Xh"])[0] == [UNK if i >= V else i for i in ext.ids]
+    # decoding maps the extended ids back: the source round-trips exactly
+    assert decode_extended(char_vocab, [ext.ids], [ext.oovs]) == ["abXcY Xh"]
+    # a target's unknown piece gets its source's id; one absent from the source stays UNK
+    [tgt] = extend_targets(char_vocab, ["YaZ"], [ext.oovs])
+    assert tgt[char_vocab.sp.encode("YaZ", out_type=str).index("Y")] == V + 1
+    assert tgt.count(UNK) == 1 and max(tgt) == V + 1
+
+
+def test_decode_without_extended_ids_equals_plain_decode(char_vocab):
+    ids = char_vocab.encode(["abc def", "h"])
+    assert decode_extended(char_vocab, ids, [[], []]) == char_vocab.decode(ids)
+    # an extended id a sentence does not have (another sentence's) reads as UNK, not a crash
+    V = len(char_vocab)
+    assert decode_extended(char_vocab, [ids[1] + [V + 3]], [["Q"]])[0].startswith("h")
+
+
+# ---------------------------------------------------------------- the output mixture
+
+SRC = [[4, 12, 5, 13], [6, 12]]  # ids >= 12 are extended (V = 12)
+TGT = [[12, 4], [6, 12, 6]]
+
+
+def test_copy_model_outputs_a_distribution_over_the_extended_vocabulary(make_model):
+    model = make_model(copy=True)
+    batch = collate(SRC, TGT)
+    log_probs, weights = model(batch)
+    assert log_probs.shape == (2, 4, 12 + 2)  # two extended ids in this batch
+    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(2, 4))
+    # an extended id gets exactly the copy mass on the positions holding it: (1 - p_gen) * a
+    p_copy = log_probs.exp()[:, :, 13] / weights[:, :, 3].clamp_min(1e-30)
+    assert torch.all(p_copy[0] > 0) and torch.all(p_copy[0] < 1)
+    assert torch.all(log_probs[1, :, 13] < -20)  # sentence 1 has no id 13: (almost) impossible
+    # log_softmax leaves log-probabilities alone, so the NLL loss takes them as logits
+    nll = sequence_nll(log_probs, batch.tgt_out)
+    by_hand = -sum(log_probs[b, t, batch.tgt_out[b, t]] for b in range(2) for t in range(4)
+                   if batch.tgt_out[b, t] != 0)
+    assert nll.item() == pytest.approx(by_hand.item(), rel=1e-5)
+
+
+def test_copy_teacher_forced_equals_step_loop_and_feeds_back_unk(make_model):
+    model = make_model(copy=True, attention={"coverage": True})
+    batch = collate(SRC, TGT)
+    log_probs, weights = model(batch)
+    memory, state = model.encode(batch.src, batch.src_lengths)
+    assert memory.extra == 2
+    for t in range(batch.tgt_in.size(1)):
+        step, w, state = model.step(batch.tgt_in[:, t], memory, state)
+        torch.testing.assert_close(step, log_probs[:, t], atol=1e-5, rtol=0)
+        torch.testing.assert_close(w, weights[:, t], atol=1e-5, rtol=0)
+    # an extended id fed back is read as UNK
+    memory, state = model.encode(batch.src, batch.src_lengths)
+    a, _, _ = model.step(torch.tensor([13, 12]), memory, state)
+    b, _, _ = model.step(torch.tensor([UNK, UNK]), memory, state)
+    torch.testing.assert_close(a, b)
+
+
+def test_without_copy_the_model_is_unchanged(make_model):
+    plain = make_model()
+    assert plain.copy is None
+    assert not any("copy" in name or "coverage" in name for name, _ in plain.named_parameters())
+
+
+# ---------------------------------------------------------------- the synthetic copy task
+
+V = 12  # pad, unk, bos, eos, then words 4 .. 11; ids >= V stand for unknown words
+
+
+def copy_task(n: int, seed: int, unknown_share: float) -> list[list[int]]:
+    """Sequences of 3-5 tokens; each is an unknown word with probability `unknown_share`
+    (extended ids in order of first appearance, as extend_sources gives them)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        seq, extra = [], 0
+        for _ in range(rng.randint(3, 5)):
+            if rng.random() < unknown_share:
+                seq.append(V + extra)
+                extra += 1
+            else:
+                seq.append(rng.randint(4, V - 1))
+        out.append(seq)
+    return out
+
+
+def train_copy_task(make_model, copy: bool, data: list[list[int]], steps: int = 150):
+    """Learn target = source; without copying, unknown words are UNK on both sides."""
+    torch.manual_seed(0)
+    model = make_model(vocab_size=V, deterministic=False, copy=copy, embedding_size=16,
+                       encoder={"hidden_size": 24}, decoder={"hidden_size": 48})
+    if not copy:
+        data = [[UNK if i >= V else i for i in s] for s in data]
+    batch = collate(data, data)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    model.train()
+    for _ in range(steps):
+        logits, _ = model(batch)
+        loss = sequence_nll(logits, batch.tgt_out) / batch.num_tgt_tokens
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if loss.item() < 0.01:
+            break
+    return model.eval()
+
+
+def test_copy_reproduces_unknown_words_and_no_copy_cannot(make_model):
+    train = copy_task(96, seed=0, unknown_share=0.5)
+    test = [s for s in copy_task(40, seed=1, unknown_share=0.6) if max(s) >= V]
+    assert len(test) >= 30 and all(max(s) >= V for s in test)  # every test sentence needs copying
+    batch = collate(test)
+    limit = max_lengths(batch.src_lengths, 1.0, 2)
+
+    copying = train_copy_task(make_model, copy=True, data=train)
+    greedy = [h[0].tokens for h in greedy_search(copying, batch.src, batch.src_lengths, limit)]
+    assert sum(g == s for g, s in zip(greedy, test)) >= 0.9 * len(test)
+    beam = [h[0].tokens for h in beam_search(copying, batch.src, batch.src_lengths, limit, 3)]
+    assert sum(b == s for b, s in zip(beam, test)) >= 0.9 * len(test)
+
+    plain = train_copy_task(make_model, copy=False, data=train)
+    unk_batch = collate([[UNK if i >= V else i for i in s] for s in test])
+    out = [h[0].tokens for h in greedy_search(plain, unk_batch.src, unk_batch.src_lengths, limit)]
+    assert all(max(o, default=0) < V for o in out)  # its outputs live in the vocabulary alone
+    assert not any(o == s for o, s in zip(out, test))
+    # it did learn the task: with unknown words read as UNK it mostly gets the UNK version right
+    unk_test = [[UNK if i >= V else i for i in s] for s in test]
+    assert sum(o == s for o, s in zip(out, unk_test)) >= 0.25 * len(test)
+
