@@ -71,3 +71,19 @@ def write_output(lines: list[str], path: str | None) -> None:
     else:
         sys.stdout.write("".join(l + "\n" for l in lines))
         sys.stdout.flush()
+
+
+def add_model_options(p) -> None:
+    """The options every command that loads a model directory shares."""
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--weights", default="best.safetensors",
+                   help="weights file: a name in MODEL_DIR or a path (e.g. an averaged checkpoint)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def check_sizes(args) -> None:
+    """--beam-size and --batch-size, when given, are at least 1."""
+    for flag in ("beam_size", "batch_size"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UserError(f"--{flag.replace('_', '-')}: must be at least 1, got {value}")

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 
-from seq2seq.cli.common import ArgumentParser, run, write_output
-from seq2seq.cli.translate import check_sizes
+from seq2seq.cli.common import ArgumentParser, add_model_options, check_sizes, run, write_output
 
 
 def parser() -> ArgumentParser:
@@ -23,10 +22,7 @@ def parser() -> ArgumentParser:
     p.add_argument("--batch-size", type=int, help="sentences per batch")
     p.add_argument("--output", help="also write the translations here")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--weights", default="best.safetensors",
-                   help="weights file: a name in MODEL_DIR or a path (e.g. an averaged checkpoint)")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_model_options(p)
     return p
 
 

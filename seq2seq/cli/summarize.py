@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from seq2seq.cli.common import ArgumentParser, read_input, run, write_output
+from seq2seq.cli.common import ArgumentParser, add_model_options, check_sizes, read_input, run, write_output
+from seq2seq.errors import UserError
 
 PROGRESS_FROM = 200  # documents; a progress bar (on stderr) from this many on
 
@@ -19,20 +20,13 @@ def parser() -> ArgumentParser:
     p.add_argument("--max-length", type=int, help="at most this many pieces (0: no cap)")
     p.add_argument("--no-repeat-ngram-size", type=int, help="never repeat an n-gram (0: off)")
     p.add_argument("--batch-size", type=int, help="documents per batch")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--weights", default="best.safetensors",
-                   help="weights file: a name in MODEL_DIR or a path")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_model_options(p)
     return p
 
 
 def main(argv) -> int:
     args = parser().parse_args(argv)
-    from seq2seq.errors import UserError
-    for flag in ("beam_size", "batch_size"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise UserError(f"--{flag.replace('_', '-')}: must be at least 1, got {value}")
+    check_sizes(args)
     for flag in ("min_length", "max_length", "no_repeat_ngram_size"):
         value = getattr(args, flag)
         if value is not None and value < 0:
@@ -48,7 +42,6 @@ def main(argv) -> int:
 
 
 def _stdin() -> list[str]:
-    from seq2seq.errors import UserError
     try:
         return read_input(None)
     except UserError as e:

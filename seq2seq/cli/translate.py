@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from seq2seq.cli.common import ArgumentParser, read_input, run, write_output
+from seq2seq.cli.common import ArgumentParser, add_model_options, check_sizes, read_input, run, write_output
 
 
 def parser() -> ArgumentParser:
@@ -13,19 +13,8 @@ def parser() -> ArgumentParser:
     p.add_argument("--batch-size", type=int, help="sentences per batch")
     p.add_argument("--input", help="file with one sentence per line (default stdin)")
     p.add_argument("--output", help="file to write (default stdout)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--weights", default="best.safetensors",
-                   help="weights file: a name in MODEL_DIR or a path (e.g. an averaged checkpoint)")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_model_options(p)
     return p
-
-
-def check_sizes(args) -> None:
-    from seq2seq.errors import UserError
-    for flag in ("beam_size", "batch_size"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise UserError(f"--{flag.replace('_', '-')}: must be at least 1, got {value}")
 
 
 def main(argv) -> int:
