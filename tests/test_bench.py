@@ -105,3 +105,55 @@ def test_bad_entries_are_user_errors_before_any_work(tmp_path, tiny_recipe_dict,
     recipe.write_text(yaml.safe_dump(tiny_recipe_dict), encoding="utf-8")
     with pytest.raises(UserError, match=message):
         bench.main([str(recipe), *argv])
+
+
+# ---------------------------------------------------------------- the slow baselines (before/after)
+
+import baselines  # noqa: E402
+
+from seq2seq.data import make_batches  # noqa: E402
+
+
+@pytest.mark.parametrize("baseline", ["stepwise_decoder", "stepwise_output"])
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_slow_baselines_compute_what_the_fast_paths_compute(make_model, baseline, input_feeding):
+    model = make_model(decoder={"input_feeding": input_feeding, "num_layers": 2})
+    batch = collate([[4, 5, 6, 7], [8, 9]], [[5, 6, 7], [9, 4, 10, 11, 5]])
+    fast_logits, fast_weights = model(batch)
+    baselines.apply_model_baseline(baseline, model)
+    slow_logits, slow_weights = model(batch)
+    torch.testing.assert_close(torch.log_softmax(slow_logits, -1), torch.log_softmax(fast_logits, -1),
+                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(slow_weights, fast_weights, rtol=1e-5, atol=1e-6)
+
+
+def test_unbucketed_batches_keep_the_budget_and_pad_more_than_bucketed_ones():
+    rng = np.random.default_rng(0)
+    src = rng.integers(1, 40, 500)
+    tgt = np.maximum(1, src + rng.integers(-3, 4, 500))  # lengths of a sentence pair go together
+    indices = np.arange(500)
+    plan = baselines.unbucketed_batches(indices, src, tgt, 200, np.random.default_rng(1))
+    assert sorted(np.concatenate(plan).tolist()) == indices.tolist()
+    for b in plan:
+        assert len(b) == 1 or len(b) * max(src[b].max(), tgt[b].max() + 1) <= 200
+    corpus = SimpleNamespace(src_lengths=src, tgt_lengths=tgt)
+    bucketed = make_batches(indices, src, tgt, 200, "tokens", np.random.default_rng(1))
+    assert bench.padding(plan, corpus)["padding_src"] > 3 * bench.padding(bucketed, corpus)["padding_src"]
+
+
+def test_bench_variant_with_a_baseline(tmp_path, data_dir, tiny_recipe_dict, capsys):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe_dict), encoding="utf-8")
+    out = tmp_path / "bench.json"
+    assert bench.main([str(recipe), "--data-dir", str(data_dir), "--steps", "2", "--warmup", "0",
+                       "--decode-sentences", "0", "--matmul-size", "64", "--json", str(out),
+                       "--variant", "slow:baseline=unbucketed,training.batch_type=tokens",
+                       "--variant", "loop:baseline=stepwise_output"]) == 0
+    assert "baseline (slow path)" in capsys.readouterr().out
+    names = {v["name"]: v["baseline"] for v in json.loads(out.read_text())["variants"]}
+    assert names == {"tiny": "-", "slow": "unbucketed", "loop": "stepwise_output"}
+    with pytest.raises(UserError, match="baseline must be one of"):
+        bench.main([str(recipe), "--variant", "x:baseline=fast"])
+    with pytest.raises(UserError, match="unbucketed baseline needs training.batch_type=tokens"):
+        bench.main([str(recipe), "--data-dir", str(data_dir), "--steps", "1", "--decode-sentences", "0",
+                    "--matmul-size", "64", "--variant", "x:baseline=unbucketed"])

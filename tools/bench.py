@@ -6,8 +6,10 @@ utilisation (MFU) of one or more recipe variants, side by side.
 
 ENTRY is a YAML recipe or a trained model directory (its recipe.json and vocabulary; decoding then
 uses its trained weights, otherwise the model after the timed training steps). `--variant
-NAME:key=value,...` adds the first entry with overrides (`compile=true` there compiles the
-decoder step for that variant alone). The first column is the baseline; the others show their
+NAME:key=value,...` adds the first entry with overrides; two keys there are the benchmark's own:
+`compile=true` compiles the decoder step for that variant alone, and `baseline=NAME` runs it the
+slow way that a fast path replaces (tools/baselines.py: stepwise_decoder, stepwise_output,
+unbucketed), for before/after figures. The first column is the reference; the others show their
 ratio to it. `key.path=value` arguments override every entry.
 
 MFU = model FLOP/s / matmul FLOP/s, both measured in this run: the model's FLOPs are counted from
@@ -34,6 +36,7 @@ import datasets
 import numpy as np
 import torch
 
+from baselines import BASELINES, apply_model_baseline, apply_trainer_baseline
 from flops import TRAINING_FACTOR, forward_flops, matmul_gflops, sync
 from seq2seq.checkpoint import load_meta
 from seq2seq.cli.common import run
@@ -54,6 +57,7 @@ class Entry:
     recipe: Recipe
     trained: Path | None  # model directory whose weights and vocabulary fit this recipe
     compile: bool
+    baseline: str | None = None  # tools/baselines.py
 
 
 def _base(source: str) -> tuple[dict, Path | None]:
@@ -68,14 +72,14 @@ def _base(source: str) -> tuple[dict, Path | None]:
 
 
 def _entry(name: str, raw: dict, model_dir: Path | None, overrides: list[str], source: str,
-           compile_: bool) -> Entry:
+           compile_: bool, baseline: str | None = None) -> Entry:
     recipe = recipe_from_dict(apply_overrides(copy.deepcopy(raw), overrides), source)
     trained = None
     if model_dir is not None:
         saved = to_dict(load_meta(model_dir)[0])
         if saved["model"] == to_dict(recipe)["model"] and saved["vocab"] == to_dict(recipe)["vocab"]:
             trained = model_dir
-    return Entry(name, recipe, trained, compile_)
+    return Entry(name, recipe, trained, compile_, baseline)
 
 
 def parse_entries(args) -> list[Entry]:
@@ -91,12 +95,19 @@ def parse_entries(args) -> list[Entry]:
         if not sep or not name:
             raise UserError(f"--variant {spec!r}: expected NAME:key.path=value,...")
         keys = [k for k in re.split(r",(?=[\w.]+=)", rest) if k]  # commas inside [a,b] stay
-        compile_ = args.compile
-        for k in [k for k in keys if k.startswith("compile=")]:
-            compile_ = k.partition("=")[2].strip().lower() in ("1", "true", "yes", "on")
+        compile_, baseline = args.compile, None
+        for k in [k for k in keys if k.startswith(("compile=", "baseline="))]:
+            key, _, value = k.partition("=")
+            if key == "compile":
+                compile_ = value.strip().lower() in ("1", "true", "yes", "on")
+            elif value not in BASELINES:
+                raise UserError(f"--variant {spec!r}: baseline must be one of {', '.join(BASELINES)}")
+            else:
+                baseline = value
             keys.remove(k)
         raw, model_dir, source = bases[0]
-        entries.append(_entry(name, raw, model_dir, common + keys, f"{source} (variant {name})", compile_))
+        entries.append(_entry(name, raw, model_dir, common + keys, f"{source} (variant {name})",
+                              compile_, baseline))
     names = [e.name for e in entries]
     for i, e in enumerate(entries):
         if names.count(e.name) > 1:
@@ -223,8 +234,13 @@ def bench_entry(entry: Entry, args, work: Path, cache: dict) -> dict:
     result = {"name": entry.name, "device": str(device), "threads": torch.get_num_threads(),
               "parameters": sum(p.numel() for p in model.parameters()),
               "trained_model": str(entry.trained) if entry.trained else None,
-              "compile": try_compile(model, corpus, device, cfg.autocast) if entry.compile else "off"}
+              "compile": try_compile(model, corpus, device, cfg.autocast) if entry.compile else "off",
+              "baseline": entry.baseline or "-"}
+    if entry.baseline:
+        apply_model_baseline(entry.baseline, model)
     trainer = Trainer(model, r, work / "model", corpus, Validation([], [], []), tgt_vocab, device)
+    if entry.baseline:
+        apply_trainer_baseline(entry.baseline, trainer)
     plan = trainer.epoch_batches(0)
     result.update(padding(plan, corpus))
     batches = [plan[i % len(plan)] for i in range(args.warmup + args.steps)]
@@ -284,7 +300,8 @@ def rows(beam: int) -> list[tuple[str, str, str]]:
             (f"{b} mean length", f"{b}_mean_length", "{:.1f}"),
             ("peak memory MiB", "peak_memory_mib", "{:.0f}"),
             ("parameters (M)", "parameters", "{:.2f}"),
-            ("compile", "compile", "{}")]
+            ("compile", "compile", "{}"),
+            ("baseline (slow path)", "baseline", "{}")]
 
 
 def table(results: list[dict], beam: int) -> str:

@@ -1,0 +1,85 @@
+"""The slow ways, kept only so that tools/bench.py can measure each fast path before and after.
+
+Each baseline patches one built model (or trainer) in place and computes the same function the
+fast path computes, the way a step-by-step Python toolkit does it:
+
+    stepwise_decoder  the decoder runs one step per target position even without input feeding
+                      (one RNN call and one attention per step, instead of one fused RNN call and
+                      batched attention over all steps)
+    stepwise_output   the above, plus the output layer and log-softmax inside the step loop
+                      (instead of once over all target tokens)
+    unbucketed        training batches drawn in random order, with the same token budget but no
+                      length bucketing (more padding)
+
+Batched beam search has its baseline in the recipe itself: `decoding.batch_size=1` searches one
+sentence at a time.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import torch
+
+from seq2seq.errors import UserError
+
+BASELINES = ("stepwise_decoder", "stepwise_output", "unbucketed")
+
+
+def _stepwise_decoder_forward(decoder, embedded, memory, state):
+    atts, all_weights = [], []
+    for t in range(embedded.size(1)):
+        att, weights, state = decoder.step(embedded[:, t:t + 1], memory, state)
+        atts.append(att)
+        all_weights.append(weights)
+    return torch.cat(atts, 1), torch.cat(all_weights, 1), state
+
+
+def _stepwise_output_forward(model, batch):
+    memory, state = model.encode(batch.src, batch.src_lengths)
+    embedded = model.embedding_dropout(model._embed(model.tgt_embed, batch.tgt_in))
+    log_probs, all_weights = [], []
+    for t in range(embedded.size(1)):
+        att, weights, state = model.decoder.step(embedded[:, t:t + 1], memory, state)
+        log_probs.append(torch.log_softmax(model.generator(att).float(), dim=-1))
+        all_weights.append(weights)
+    return torch.cat(log_probs, 1), torch.cat(all_weights, 1)  # log_softmax leaves these as they are
+
+
+def unbucketed_batches(indices: np.ndarray, src_lengths: np.ndarray, tgt_lengths: np.ndarray,
+                       budget: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffled sentences cut into batches under the same padded-token budget as make_batches."""
+    order = indices[rng.permutation(len(indices))]
+    batches, start, longest = [], 0, 0
+    for i, idx in enumerate(order):
+        longest_new = max(longest, int(src_lengths[idx]), int(tgt_lengths[idx]) + 1)
+        if (i - start + 1) * longest_new > budget and i > start:
+            batches.append(order[start:i])
+            start, longest_new = i, max(int(src_lengths[idx]), int(tgt_lengths[idx]) + 1)
+        longest = longest_new
+    batches.append(order[start:])
+    return batches
+
+
+def apply_model_baseline(name: str, model) -> None:
+    if name == "stepwise_decoder":
+        model.decoder.forward = types.MethodType(_stepwise_decoder_forward, model.decoder)
+    elif name == "stepwise_output":
+        if model.copy is not None:
+            raise UserError("the stepwise_output baseline does not handle copy models")
+        model.forward = types.MethodType(_stepwise_output_forward, model)
+
+
+def apply_trainer_baseline(name: str, trainer) -> None:
+    if name != "unbucketed":
+        return
+    if trainer.cfg.batch_type != "tokens":
+        raise UserError("the unbucketed baseline needs training.batch_type=tokens")
+
+    def epoch_batches(epoch: int) -> list[np.ndarray]:
+        rng = np.random.default_rng([trainer.cfg.seed, epoch])
+        c = trainer.corpus
+        return unbucketed_batches(c.usable, c.src_lengths, c.tgt_lengths, trainer.cfg.batch_size, rng)
+
+    trainer.epoch_batches = epoch_batches
