@@ -74,6 +74,7 @@ class AttentionConfig:
     type: Literal["bahdanau", "dot", "general", "concat"] = "bahdanau"
     hidden_size: int = field(default=0, metadata=_range(0))  # score layer width; 0: decoder size
     coverage: bool = False  # past attention summed into the score (See et al. 2017); additive only
+    scaled: bool = False  # dot/general: scores / sqrt(query size) (Vaswani et al. 2017)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ class TrainingConfig:
     seed: int = field(default=1, metadata=_range(0, 2**63 - 1))
     device: Literal["auto", "cpu", "cuda"] = "auto"
     autocast: bool = True  # bf16 autocast on CUDA
+    compile: bool = False  # torch.compile the decoder step (seq2seq/compiling.py)
     threads: int = field(default=0, metadata=_range(0))  # CPU threads; 0: all cores
 
 
@@ -270,6 +272,9 @@ def _check(recipe: Recipe, errors: list[str]) -> None:
     if m.attention.coverage and m.attention.type not in ("bahdanau", "concat"):
         errors.append(f"model.attention.coverage: needs an additive attention type ('bahdanau' or "
                       f"'concat'), not {m.attention.type!r}")
+    if m.attention.scaled and m.attention.type not in ("dot", "general"):
+        errors.append(f"model.attention.scaled: applies to 'dot' and 'general' attention, not "
+                      f"{m.attention.type!r}")
     if recipe.training.coverage_weight > 0 and not m.attention.coverage:
         errors.append("training.coverage_weight: needs model.attention.coverage: true")
     if recipe.decoding.nbest > recipe.decoding.beam_size:

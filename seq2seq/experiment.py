@@ -10,8 +10,9 @@ import torch
 from tqdm import tqdm
 
 from seq2seq.checkpoint import atomic_write, holds_model, list_checkpoints, load_meta, save_meta
+from seq2seq.compiling import compile_decoder_step
 from seq2seq.config import Recipe, to_dict
-from seq2seq.data import check_no_empty_pairs, check_parallel, load_corpus, read_lines
+from seq2seq.data import check_no_empty_pairs, check_parallel, collate, load_corpus, read_lines
 from seq2seq.distributed import barrier, setup
 from seq2seq.errors import UserError
 from seq2seq.extended import extend_sources, extend_targets
@@ -141,6 +142,9 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
     n_params = sum(p.numel() for p in model.parameters())
     ranks = f" x {world.size} processes" if world.distributed else ""
     say(f"model: {n_params / 1e6:.2f}M parameters on {device}{ranks}")
+    if cfg.compile:
+        probe = collate(*corpus.pairs(corpus.usable[:4])).to(device)
+        say(f"compile: decoder step {compile_decoder_step(model, probe, device, cfg.autocast)}")
     trainer = Trainer(model, recipe, model_dir, corpus, valid, tgt_vocab, device, world)
     if resume:
         _resume_from_latest(trainer, model_dir, say)

@@ -101,7 +101,7 @@ def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int,
     encoder = RecurrentEncoder(e.cell, cfg.embedding_size, e.hidden_size, e.num_layers,
                                e.bidirectional, e.dropout)
     attention = build_attention(cfg.attention.type, d.hidden_size, encoder.output_size,
-                                cfg.attention.hidden_size, cfg.attention.coverage)
+                                cfg.attention.hidden_size, cfg.attention.coverage, cfg.attention.scaled)
     decoder = RecurrentDecoder(d.cell, cfg.embedding_size, d.hidden_size, d.num_layers, d.dropout,
                                attention, encoder.output_size, d.input_feeding, d.init)
     generator = nn.Linear(d.hidden_size, tgt_vocab_size)

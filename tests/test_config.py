@@ -162,6 +162,7 @@ def test_bad_literal_suggests_and_lists_allowed():
      "model.tie_output"),
     ({"model": {"share_embeddings": True}, "vocab": {"joint": False}}, "model.share_embeddings"),
     ({"decoding": {"beam_size": 2, "nbest": 3}}, "decoding.nbest"),
+    ({"model": {"attention": {"type": "concat", "scaled": True}}}, "model.attention.scaled"),
 ])
 def test_cross_field_checks(raw, needle):
     assert needle in error_of(raw)

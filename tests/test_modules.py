@@ -163,3 +163,16 @@ def test_state_and_memory_select_rows():
     assert m.mask.tolist() == [[True, False], [True, False]]
     torch.testing.assert_close(m.values, mem.values[[1, 1]])
     torch.testing.assert_close(m.keys, mem.keys[[1, 1]])
+
+
+def test_scaled_scores_are_divided_by_the_root_of_the_query_size():
+    query = torch.tensor([[[2.0, 0.0, 0.0, 0.0]]])  # (1, 1, 4): sqrt(4) = 2
+    keys = torch.tensor([[[1.0, 0.0, 0.0, 0.0], [3.0, 0.0, 0.0, 0.0]]])
+    torch.testing.assert_close(LuongDotAttention(scaled=True, query_size=4).score(query, keys),
+                               torch.tensor([[[1.0, 3.0]]]))
+    general = build_attention("general", 4, 4, 0, scaled=True)
+    with torch.no_grad():
+        general.key_layer.weight.copy_(torch.eye(4))
+    torch.testing.assert_close(general.score(query, general.prepare_keys(keys)), torch.tensor([[[1.0, 3.0]]]))
+    with pytest.raises(ValueError, match="scaled applies to 'dot' and 'general'"):
+        build_attention("bahdanau", 4, 4, 0, scaled=True)

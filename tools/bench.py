@@ -6,10 +6,10 @@ utilisation (MFU) of one or more recipe variants, side by side.
 
 ENTRY is a YAML recipe or a trained model directory (its recipe.json and vocabulary; decoding then
 uses its trained weights, otherwise the model after the timed training steps). `--variant
-NAME:key=value,...` adds the first entry with overrides; two keys there are the benchmark's own:
-`compile=true` compiles the decoder step for that variant alone, and `baseline=NAME` runs it the
-slow way that a fast path replaces (tools/baselines.py: stepwise_decoder, stepwise_output,
-unbucketed), for before/after figures. The first column is the reference; the others show their
+NAME:key=value,...` adds the first entry with overrides (`training.compile=true` there compiles
+the decoder step); one key there is the benchmark's own: `baseline=NAME` runs the variant the slow
+way that a fast path replaces (tools/baselines.py: stepwise_decoder, stepwise_output, unbucketed),
+for before/after figures. The first column is the reference; the others show their
 ratio to it. `key.path=value` arguments override every entry.
 
 MFU = model FLOP/s / matmul FLOP/s, both measured in this run: the model's FLOPs are counted from
@@ -40,6 +40,7 @@ from baselines import BASELINES, apply_model_baseline, apply_trainer_baseline
 from flops import TRAINING_FACTOR, forward_flops, matmul_gflops, sync
 from seq2seq.checkpoint import load_meta
 from seq2seq.cli.common import run
+from seq2seq.compiling import compile_decoder_step
 from seq2seq.config import Recipe, apply_overrides, read_yaml, recipe_from_dict, to_dict
 from seq2seq.data import collate, load_corpus, read_lines
 from seq2seq.device import autocast, resolve_device
@@ -56,7 +57,6 @@ class Entry:
     name: str
     recipe: Recipe
     trained: Path | None  # model directory whose weights and vocabulary fit this recipe
-    compile: bool
     baseline: str | None = None  # tools/baselines.py
 
 
@@ -72,14 +72,14 @@ def _base(source: str) -> tuple[dict, Path | None]:
 
 
 def _entry(name: str, raw: dict, model_dir: Path | None, overrides: list[str], source: str,
-           compile_: bool, baseline: str | None = None) -> Entry:
+           baseline: str | None = None) -> Entry:
     recipe = recipe_from_dict(apply_overrides(copy.deepcopy(raw), overrides), source)
     trained = None
     if model_dir is not None:
         saved = to_dict(load_meta(model_dir)[0])
         if saved["model"] == to_dict(recipe)["model"] and saved["vocab"] == to_dict(recipe)["vocab"]:
             trained = model_dir
-    return Entry(name, recipe, trained, compile_, baseline)
+    return Entry(name, recipe, trained, baseline)
 
 
 def parse_entries(args) -> list[Entry]:
@@ -89,25 +89,20 @@ def parse_entries(args) -> list[Entry]:
         raw, model_dir = _base(source)
         bases.append((raw, model_dir, source))
         name = Path(source).name if model_dir else str(raw.get("name", Path(source).stem))
-        entries.append(_entry(name, raw, model_dir, common, source, args.compile))
+        entries.append(_entry(name, raw, model_dir, common, source))
     for spec in args.variant:
         name, sep, rest = spec.partition(":")
         if not sep or not name:
             raise UserError(f"--variant {spec!r}: expected NAME:key.path=value,...")
         keys = [k for k in re.split(r",(?=[\w.]+=)", rest) if k]  # commas inside [a,b] stay
-        compile_, baseline = args.compile, None
-        for k in [k for k in keys if k.startswith(("compile=", "baseline="))]:
-            key, _, value = k.partition("=")
-            if key == "compile":
-                compile_ = value.strip().lower() in ("1", "true", "yes", "on")
-            elif value not in BASELINES:
+        baseline = None
+        for k in [k for k in keys if k.startswith("baseline=")]:
+            baseline = k.partition("=")[2]
+            if baseline not in BASELINES:
                 raise UserError(f"--variant {spec!r}: baseline must be one of {', '.join(BASELINES)}")
-            else:
-                baseline = value
             keys.remove(k)
         raw, model_dir, source = bases[0]
-        entries.append(_entry(name, raw, model_dir, common + keys, f"{source} (variant {name})",
-                              compile_, baseline))
+        entries.append(_entry(name, raw, model_dir, common + keys, f"{source} (variant {name})", baseline))
     names = [e.name for e in entries]
     for i, e in enumerate(entries):
         if names.count(e.name) > 1:
@@ -185,25 +180,6 @@ def measure_decoding(model, sources: list[list[int]], cfg, device, beam: int) ->
     return {"sent_s": len(sources) / seconds, "tok_s": steps / seconds, "mean_length": steps / len(sources)}
 
 
-def try_compile(model, corpus, device, autocast_on: bool) -> str:
-    """Compile the decoder step in place; on any failure put the eager step back and say why."""
-    model.decoder.step = torch.compile(model.decoder.step, dynamic=True)  # instance attribute
-    try:  # compilation is lazy: probe one training step and one search step now
-        batch = collate(*corpus.pairs(corpus.usable[:4])).to(device)
-        with autocast(device, autocast_on):
-            logits, _ = model(batch)
-        logits.float().sum().backward()
-        model.zero_grad(set_to_none=True)
-        with torch.no_grad(), autocast(device, autocast_on):
-            memory, state = model.encode(batch.src, batch.src_lengths)
-            model.step(batch.tgt_in[:, 0], memory, state)
-        return "on"
-    except Exception as e:  # noqa: BLE001 -- any compiler failure means: run eagerly
-        del model.decoder.step
-        first_line = (str(e).strip().splitlines() or [""])[0][:120]
-        return f"failed ({type(e).__name__}: {first_line})"
-
-
 # ---------------------------------------------------------------- one variant
 
 
@@ -230,11 +206,12 @@ def bench_entry(entry: Entry, args, work: Path, cache: dict) -> dict:
     gc.collect()
     reset_peak_memory(device)
     torch.manual_seed(cfg.seed)
+    probe = collate(*corpus.pairs(corpus.usable[:4])).to(device)
     model = build_model(r.model, len(src_vocab), len(tgt_vocab), cfg.teacher_forcing).to(device).train()
     result = {"name": entry.name, "device": str(device), "threads": torch.get_num_threads(),
               "parameters": sum(p.numel() for p in model.parameters()),
               "trained_model": str(entry.trained) if entry.trained else None,
-              "compile": try_compile(model, corpus, device, cfg.autocast) if entry.compile else "off",
+              "compile": compile_decoder_step(model, probe, device, cfg.autocast) if cfg.compile else "off",
               "baseline": entry.baseline or "-"}
     if entry.baseline:
         apply_model_baseline(entry.baseline, model)
@@ -260,8 +237,8 @@ def bench_entry(entry: Entry, args, work: Path, cache: dict) -> dict:
         decoder = model
         if entry.trained:
             decoder = Translator.load(entry.trained, str(device)).model
-            if entry.compile and result["compile"] == "on":
-                try_compile(decoder, corpus, device, cfg.autocast)
+            if result["compile"] == "on":
+                compile_decoder_step(decoder, probe, device, cfg.autocast)
         result["decode_split"], result["decode_sentences"] = split, len(lines)
         for label, beam in (("greedy", 1), (f"beam{args.beam_size}", args.beam_size)):
             print(f"bench: {entry.name}: decoding {len(lines)} sentences, {label}", file=sys.stderr)
@@ -342,7 +319,6 @@ def parser() -> argparse.ArgumentParser:
                    help="auto: each recipe's training.device")
     p.add_argument("--matmul-size", type=int, default=0,
                    help="n of the reference (n, n) matmul; 0: 2048 on CPU, 8192 on GPU")
-    p.add_argument("--compile", action="store_true", help="torch.compile the decoder step (all entries)")
     p.add_argument("--json", help="write every figure to this file")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
@@ -373,7 +349,7 @@ def main(argv) -> int:
                     torch.cuda.is_available() else None, "cudnn": torch.backends.cudnn.version() if
                     torch.cuda.is_available() else None},
         "settings": {k: getattr(args, k) for k in ("steps", "warmup", "decode_sentences", "beam_size",
-                                                    "device", "matmul_size", "compile", "overrides",
+                                                    "device", "matmul_size", "overrides",
                                                     "variant", "data_dir")},
         "variants": [{**r, "recipe": to_dict(e.recipe)} for r, e in zip(results, entries)],
         "ratios": {r["name"]: {k: r[k] / base[k] for _, k, _ in rows(args.beam_size)

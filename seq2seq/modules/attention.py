@@ -68,39 +68,46 @@ class LuongConcatAttention(BahdanauAttention):
 
 
 class LuongDotAttention(Attention):
-    """Luong 'dot' score, q^T k (arXiv:1508.04025); query and value sizes must match."""
+    """Luong 'dot' score, q^T k (arXiv:1508.04025); query and value sizes must match. `scaled`
+    divides it by sqrt(query size) (Vaswani et al. 2017, arXiv:1706.03762): with 512-wide states
+    the unscaled scores start so large that the softmax is nearly one-hot."""
+
+    def __init__(self, scaled: bool = False, query_size: int = 1):
+        super().__init__()
+        self.scale = query_size ** -0.5 if scaled else 1.0
 
     def score(self, query, keys, coverage=None):
+        if self.scale != 1.0:
+            query = query * self.scale
         return torch.bmm(query, keys.transpose(1, 2))  # (B, T, S)
 
 
-class LuongGeneralAttention(Attention):
+class LuongGeneralAttention(LuongDotAttention):
     """Luong 'general' score, q^T W k (arXiv:1508.04025); W k is prepared once per batch."""
 
-    def __init__(self, query_size: int, value_size: int):
-        super().__init__()
+    def __init__(self, query_size: int, value_size: int, scaled: bool = False):
+        super().__init__(scaled, query_size)
         self.key_layer = nn.Linear(value_size, query_size, bias=False)
 
     def prepare_keys(self, values):
         return self.key_layer(values)  # (B, S, Hq)
 
-    def score(self, query, keys, coverage=None):
-        return torch.bmm(query, keys.transpose(1, 2))  # (B, T, S)
-
 
 def build_attention(kind: str, query_size: int, value_size: int, hidden_size: int,
-                    coverage: bool = False) -> Attention:
+                    coverage: bool = False, scaled: bool = False) -> Attention:
     if coverage and kind not in ("bahdanau", "concat"):
         raise ValueError(f"coverage needs additive attention ('bahdanau' or 'concat'), not {kind!r}")
+    if scaled and kind not in ("dot", "general"):
+        raise ValueError(f"scaled applies to 'dot' and 'general' attention, not {kind!r}")
     if kind == "bahdanau":
         return BahdanauAttention(query_size, value_size, hidden_size or query_size, coverage)
     if kind == "concat":
         return LuongConcatAttention(query_size, value_size, hidden_size or query_size, coverage)
     if kind == "general":
-        return LuongGeneralAttention(query_size, value_size)
+        return LuongGeneralAttention(query_size, value_size, scaled)
     if kind == "dot":
         if query_size != value_size:
             raise ValueError(f"dot attention needs equal query and value sizes, got {query_size} "
                              f"and {value_size}; use 'general'")
-        return LuongDotAttention()
+        return LuongDotAttention(scaled, query_size)
     raise ValueError(f"unknown attention {kind!r}")
