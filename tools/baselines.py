@@ -27,15 +27,6 @@ from seq2seq.errors import UserError
 BASELINES = ("stepwise_decoder", "stepwise_output", "unbucketed")
 
 
-def _stepwise_decoder_forward(decoder, embedded, memory, state):
-    atts, all_weights = [], []
-    for t in range(embedded.size(1)):
-        att, weights, state = decoder.step(embedded[:, t:t + 1], memory, state)
-        atts.append(att)
-        all_weights.append(weights)
-    return torch.cat(atts, 1), torch.cat(all_weights, 1), state
-
-
 def _stepwise_output_forward(model, batch):
     memory, state = model.encode(batch.src, batch.src_lengths)
     embedded = model.embedding_dropout(model._embed(model.tgt_embed, batch.tgt_in))
@@ -64,7 +55,7 @@ def unbucketed_batches(indices: np.ndarray, src_lengths: np.ndarray, tgt_lengths
 
 def apply_model_baseline(name: str, model) -> None:
     if name == "stepwise_decoder":
-        model.decoder.forward = types.MethodType(_stepwise_decoder_forward, model.decoder)
+        model.decoder.forward = model.decoder.forward_stepwise
     elif name == "stepwise_output":
         if model.copy is not None:
             raise UserError("the stepwise_output baseline does not handle copy models")

@@ -112,6 +112,10 @@ class RecurrentDecoder(nn.Module):
             outputs, hidden = self.rnn(embedded, state.hidden)  # (B, T, H), all steps fused
             att, weights = self._attend(outputs, memory)
             return att, weights, DecoderState(hidden, att[:, -1])
+        return self.forward_stepwise(embedded, memory, state)
+
+    def forward_stepwise(self, embedded: torch.Tensor, memory: Memory, state: DecoderState):
+        """forward() one step at a time: what input feeding and coverage need."""
         atts, all_weights = [], []
         for t in range(embedded.size(1)):
             att, weights, state = self.step(embedded[:, t:t + 1], memory, state)
