@@ -14,7 +14,8 @@ ratio to it. `key.path=value` arguments override every entry.
 
 MFU = model FLOP/s / matmul FLOP/s, both measured in this run: the model's FLOPs are counted from
 its shapes on real tokens (tools/flops.py; training = 3 x forward), the machine's rate is a dense
-matmul timed just before each variant's training steps, with the same threads and dtype.
+matmul timed just before and just after each variant's training steps (their mean), with the same
+threads and dtype.
 """
 
 from __future__ import annotations
@@ -225,9 +226,14 @@ def bench_entry(entry: Entry, args, work: Path, cache: dict) -> dict:
     bf16 = device.type == "cuda" and cfg.autocast
     n = args.matmul_size or (8192 if device.type == "cuda" else 2048)
     result["matmul_dtype"] = "bf16" if bf16 else "fp32"
-    result["matmul_gflop_s"] = matmul_gflops(device, n, torch.bfloat16 if bf16 else torch.float32)
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    before = matmul_gflops(device, n, dtype)
     print(f"bench: {entry.name}: training {args.warmup} + {args.steps} steps on {device}", file=sys.stderr)
     result.update(measure_training(trainer, corpus, batches, args.warmup, device))
+    after = matmul_gflops(device, n, dtype)
+    # the machine's rate on both sides of the timed steps: a shared machine's speed drifts
+    result["matmul_gflop_s_before_after"] = [before, after]
+    result["matmul_gflop_s"] = (before + after) / 2
     result["mfu"] = result["model_gflop_s"] / result["matmul_gflop_s"]
     trainer.optimizer.zero_grad(set_to_none=True)
 
