@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from seq2seq.config import VocabConfig, recipe_from_dict
+from seq2seq.loss import sequence_nll
 from seq2seq.model import build_model
 from seq2seq.vocab import train_sentencepiece
 
@@ -133,3 +134,26 @@ def make_model():
 def fill_weights():
     """The sin(arange) filler, for modules built in a test."""
     return fill_deterministic
+
+
+def overfit_batch(model: torch.nn.Module, batch, steps: int, lr: float, stop: float = 0.01) -> float:
+    """Adam on one batch until the loss per target token is under `stop`; the last loss. The
+    model is left in eval mode."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        logits, _ = model(batch)
+        loss = sequence_nll(logits, batch.tgt_out) / batch.num_tgt_tokens
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if loss.item() < stop:
+            break
+    model.eval()
+    return loss.item()
+
+
+@pytest.fixture
+def overfit():
+    """overfit(model, batch, steps, lr) -> last loss: the one-batch training loop of the tests."""
+    return overfit_batch

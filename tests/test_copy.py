@@ -109,41 +109,31 @@ def copy_task(n: int, seed: int, unknown_share: float) -> list[list[int]]:
     return out
 
 
-def train_copy_task(make_model, copy: bool, data: list[list[int]], steps: int = 150):
+def train_copy_task(make_model, overfit, copy: bool, data: list[list[int]], steps: int = 150):
     """Learn target = source; without copying, unknown words are UNK on both sides."""
     torch.manual_seed(0)
     model = make_model(vocab_size=V, deterministic=False, copy=copy, embedding_size=16,
                        encoder={"hidden_size": 24}, decoder={"hidden_size": 48})
     if not copy:
         data = [[UNK if i >= V else i for i in s] for s in data]
-    batch = collate(data, data)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    model.train()
-    for _ in range(steps):
-        logits, _ = model(batch)
-        loss = sequence_nll(logits, batch.tgt_out) / batch.num_tgt_tokens
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if loss.item() < 0.01:
-            break
-    return model.eval()
+    overfit(model, collate(data, data), steps, lr=0.01)
+    return model
 
 
-def test_copy_reproduces_unknown_words_and_no_copy_cannot(make_model):
+def test_copy_reproduces_unknown_words_and_no_copy_cannot(make_model, overfit):
     train = copy_task(96, seed=0, unknown_share=0.5)
     test = [s for s in copy_task(40, seed=1, unknown_share=0.6) if max(s) >= V]
     assert len(test) >= 30 and all(max(s) >= V for s in test)  # every test sentence needs copying
     batch = collate(test)
     limit = max_lengths(batch.src_lengths, 1.0, 2)
 
-    copying = train_copy_task(make_model, copy=True, data=train)
+    copying = train_copy_task(make_model, overfit, copy=True, data=train)
     greedy = [h[0].tokens for h in greedy_search(copying, batch.src, batch.src_lengths, limit)]
     assert sum(g == s for g, s in zip(greedy, test)) >= 0.9 * len(test)
     beam = [h[0].tokens for h in beam_search(copying, batch.src, batch.src_lengths, limit, 3)]
     assert sum(b == s for b, s in zip(beam, test)) >= 0.9 * len(test)
 
-    plain = train_copy_task(make_model, copy=False, data=train)
+    plain = train_copy_task(make_model, overfit, copy=False, data=train)
     unk_batch = collate([[UNK if i >= V else i for i in s] for s in test])
     out = [h[0].tokens for h in greedy_search(plain, unk_batch.src, unk_batch.src_lengths, limit)]
     assert all(max(o, default=0) < V for o in out)  # its outputs live in the vocabulary alone

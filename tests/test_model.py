@@ -95,25 +95,14 @@ def test_padding_embedding_starts_at_zero(make_model):
     assert torch.all(model.src_embed.weight[PAD] == 0) and torch.all(model.tgt_embed.weight[PAD] == 0)
 
 
-def test_overfit_one_batch_then_greedy_reproduces_targets(make_model):
+def test_overfit_one_batch_then_greedy_reproduces_targets(make_model, overfit):
     torch.manual_seed(0)
     src = [[4, 5, 6], [7, 8, 9, 10], [11, 4, 8, 6, 5], [9, 9, 4], [10, 6, 11, 7], [5, 8]]
     tgt = [s[::-1] for s in src]  # reversal
     model = make_model(deterministic=False, embedding_size=16,
                        encoder={"hidden_size": 16}, decoder={"hidden_size": 32})
-    model.train()
     batch = collate(src, tgt)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
-    for _ in range(300):
-        logits, _ = model(batch)
-        loss = sequence_nll(logits, batch.tgt_out) / batch.num_tgt_tokens
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if loss.item() < 0.01:
-            break
-    assert loss.item() < 0.05
-    model.eval()
+    assert overfit(model, batch, steps=300, lr=0.02) < 0.05
     hyps = greedy_search(model, batch.src, batch.src_lengths, max_lengths(batch.src_lengths, 1.5, 2))
     assert [h[0].tokens for h in hyps] == tgt
 
