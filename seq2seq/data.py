@@ -16,6 +16,7 @@ import torch
 
 from seq2seq.config import DataConfig
 from seq2seq.errors import UserError
+from seq2seq.extended import extend_sources, extend_targets
 from seq2seq.vocab import BOS, EOS, PAD, Vocab
 
 OK, EMPTY, TOO_LONG, TRUNCATED = 0, 1, 2, 3
@@ -74,13 +75,14 @@ def _fingerprint(path: Path) -> str:
     return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def _encode(src_vocab: Vocab, tgt_vocab: Vocab, src: list[str], tgt: list[str], copy: bool):
-    """Id lists of both sides; with copy, extended ids for source-only pieces (seq2seq/extended.py)."""
+def encode_pairs(src_vocab: Vocab, tgt_vocab: Vocab, src: list[str], tgt: list[str], copy: bool):
+    """(source ids, target ids, oovs) of parallel lines; with copy, extended ids for source-only
+    pieces and each source's list of them (seq2seq/extended.py), else oovs is None."""
     if not copy:
-        return src_vocab.encode(src), tgt_vocab.encode(tgt)
-    from seq2seq.extended import extend_sources, extend_targets
+        return src_vocab.encode(src), tgt_vocab.encode(tgt), None
     ext = extend_sources(src_vocab, src)
-    return [e.ids for e in ext], extend_targets(tgt_vocab, tgt, [e.oovs for e in ext])
+    oovs = [e.oovs for e in ext]
+    return [e.ids for e in ext], extend_targets(tgt_vocab, tgt, oovs), oovs
 
 
 def _generate(src, tgt, src_spm, tgt_spm, max_source, max_target, long_lines, copy=False, chunk=2000,
@@ -91,7 +93,8 @@ def _generate(src, tgt, src_spm, tgt_spm, max_source, max_target, long_lines, co
         block = [(s, t) for (_, s), (_, t) in (p for _, p in zip(range(chunk), pairs))]
         if not block:
             return
-        src_ids, tgt_ids = _encode(src_vocab, tgt_vocab, [s for s, _ in block], [t for _, t in block], copy)
+        src_ids, tgt_ids, _ = encode_pairs(src_vocab, tgt_vocab, [s for s, _ in block],
+                                           [t for _, t in block], copy)
         for (s, t), a, b in zip(block, src_ids, tgt_ids):
             status, src_cut, tgt_cut = OK, 0, 0
             if not s.strip() or not t.strip():
@@ -133,10 +136,12 @@ class Corpus:
 
 
 def load_corpus(src: Path, tgt: Path, src_vocab: Vocab, tgt_vocab: Vocab, cfg: DataConfig,
-                copy: bool = False) -> Corpus:
+                copy: bool = False, check: bool = True) -> Corpus:
     """Check, tokenise and cache a parallel corpus (Arrow, so it need not fit in memory); with
-    `copy`, source-only pieces get extended ids (seq2seq/extended.py)."""
-    check_parallel(src, tgt)
+    `copy`, source-only pieces get extended ids (seq2seq/extended.py). `check=False` skips the
+    line-count check for files a caller has already checked."""
+    if check:
+        check_parallel(src, tgt)
     kwargs = dict(src=str(src), tgt=str(tgt), src_spm=str(src_vocab.path), tgt_spm=str(tgt_vocab.path),
                   max_source=cfg.source_limit, max_target=cfg.target_limit, long_lines=cfg.long_lines,
                   copy=copy,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from seq2seq.errors import UserError
+from seq2seq.device import resolve_device
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,12 @@ def setup(device_name: str = "auto") -> tuple[World, torch.device]:
     """Join the process group torchrun describes (NCCL on CUDA, gloo on CPU) and pick the device."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     world = World(int(os.environ.get("RANK", "0")), size, int(os.environ.get("LOCAL_RANK", "0")))
-    use_cuda = device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available())
-    if use_cuda and not torch.cuda.is_available():
-        raise UserError("training.device: 'cuda' was asked for but no CUDA GPU is available")
-    device = torch.device("cuda", world.local_rank) if use_cuda else torch.device("cpu")
-    if use_cuda:
+    device = resolve_device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)
     if world.distributed and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return world, device
 
 

@@ -12,10 +12,9 @@ from tqdm import tqdm
 from seq2seq.checkpoint import atomic_write, holds_model, list_checkpoints, load_meta, save_meta
 from seq2seq.compiling import compile_decoder_step
 from seq2seq.config import Recipe, to_dict
-from seq2seq.data import check_no_empty_pairs, check_parallel, collate, load_corpus, read_lines
+from seq2seq.data import check_no_empty_pairs, check_parallel, collate, encode_pairs, load_corpus, read_lines
 from seq2seq.distributed import barrier, setup
 from seq2seq.errors import UserError
-from seq2seq.extended import extend_sources, extend_targets
 from seq2seq.model import build_model
 from seq2seq.trainer import Trainer, Validation
 from seq2seq.vocab import build_vocabs, load_vocabs
@@ -106,18 +105,18 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
     say = tqdm.write if world.is_main else (lambda _: None)
     created = not model_dir.exists()
     try:
-        for turn in (True, False):  # rank 0 first (vocabularies, Arrow cache), then the others
-            if world.is_main == turn:
-                if resume:
-                    src_vocab, tgt_vocab = _saved_vocabs(recipe, model_dir)
-                elif world.is_main:
-                    src_vocab, tgt_vocab = _new_vocabs(train_src, train_tgt, model_dir, recipe, overwrite)
-                else:
-                    src_vocab, tgt_vocab = load_vocabs(model_dir, recipe.vocab.joint)
-                corpus = load_corpus(train_src, train_tgt, src_vocab, tgt_vocab, recipe.data,
-                                     copy=recipe.model.copy)
-            if turn:
-                barrier(world)
+        if not world.is_main:  # rank 0 first (vocabularies, Arrow cache), then the others
+            barrier(world)
+        if resume:
+            src_vocab, tgt_vocab = _saved_vocabs(recipe, model_dir)
+        elif world.is_main:
+            src_vocab, tgt_vocab = _new_vocabs(train_src, train_tgt, model_dir, recipe, overwrite)
+        else:
+            src_vocab, tgt_vocab = load_vocabs(model_dir, recipe.vocab.joint)
+        corpus = load_corpus(train_src, train_tgt, src_vocab, tgt_vocab, recipe.data,
+                             copy=recipe.model.copy, check=False)  # check_inputs compared them
+        if world.is_main:
+            barrier(world)
     except UserError:
         if created and world.is_main:
             shutil.rmtree(model_dir, ignore_errors=True)
@@ -155,12 +154,7 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
 def _validation(recipe: Recipe, valid_src: Path, valid_tgt: Path, src_vocab, tgt_vocab) -> Validation:
     """Validation ids (extended with copy), sources cut to data.max_source_length if set."""
     vs, vt = read_lines(valid_src), read_lines(valid_tgt)
-    if recipe.model.copy:
-        ext = extend_sources(src_vocab, vs)
-        oovs = [e.oovs for e in ext]
-        src, tgt = [e.ids for e in ext], extend_targets(tgt_vocab, vt, oovs)
-    else:
-        oovs, src, tgt = None, src_vocab.encode(vs), tgt_vocab.encode(vt)
+    src, tgt, oovs = encode_pairs(src_vocab, tgt_vocab, vs, vt, recipe.model.copy)
     if recipe.data.max_source_length:
         src = [s[:recipe.data.source_limit] for s in src]
     if recipe.data.max_target_length:

@@ -155,11 +155,13 @@ class Trainer:
         target tokens, gradient norm), the first two over every process."""
         if isinstance(batches, np.ndarray):
             batches = [batches]
-        parts = [collate(*self.corpus.pairs(ix)).to(self.device) for ix in batches]
-        ntok = int(all_sum([sum(b.num_tgt_tokens for b in parts)], self.world, self.device)[0])
+        parts = [collate(*self.corpus.pairs(ix)) for ix in batches]
+        ntok = sum(b.num_tgt_tokens for b in parts)  # counted on the CPU: no device sync
+        ntok = int(all_sum([ntok], self.world, self.device)[0])
+        parts = [b.to(self.device) for b in parts]
         scale = self.world.size / ntok  # DDP averages gradients over processes
         self.optimizer.zero_grad(set_to_none=True)
-        total = 0.0
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
         for i, batch in enumerate(parts):
             last = i == len(parts) - 1
             sync = contextlib.nullcontext() if last or not self.world.distributed else self.ddp.no_sync()
@@ -170,20 +172,21 @@ class Trainer:
                 if self.cfg.coverage_weight:
                     loss = loss + self.cfg.coverage_weight * coverage_loss(weights, batch.tgt_out)
                 (loss * scale).backward()
-            total += loss.item()
-        loss = all_sum([total], self.world, self.device)[0] / ntok
+            total += loss.detach()  # no host sync inside the accumulation loop
         if self.cfg.clip_value > 0:
             torch.nn.utils.clip_grad_value_(self.model.parameters(), self.cfg.clip_value)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
                                               self.cfg.clip_norm if self.cfg.clip_norm > 0 else float("inf"))
-        if not (math.isfinite(loss) and torch.isfinite(norm)):
+        total, norm = torch.stack([total, norm.double()]).tolist()  # the step's one host sync
+        loss = all_sum([total], self.world, self.device)[0] / ntok
+        if not (math.isfinite(loss) and math.isfinite(norm)):
             self.progress.skipped_steps += 1
             self.optimizer.zero_grad(set_to_none=True)
-            return float("nan"), ntok, float(norm)
+            return float("nan"), ntok, norm
         self.optimizer.step()
         if self.cfg.scheduler == "warmup":
             self.scheduler.step()
-        return loss, ntok, norm.item()
+        return loss, ntok, norm
 
     @torch.no_grad()
     def validate(self) -> dict:
@@ -243,7 +246,7 @@ class Trainer:
         return 0 < self.cfg.patience <= p.bad_validations
 
     def _weights_finite(self) -> bool:
-        return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+        return bool(torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all())
 
     def _checkpoint(self) -> None:
         """Save a checkpoint, unless the weights went non-finite: it would push out a good one."""
