@@ -16,7 +16,7 @@ import torch
 
 from seq2seq.config import DataConfig
 from seq2seq.errors import UserError
-from seq2seq.extended import extend_sources, extend_targets
+from seq2seq.extended import encode_sources, extend_targets
 from seq2seq.vocab import BOS, EOS, PAD, Vocab
 
 OK, EMPTY, TOO_LONG, TRUNCATED = 0, 1, 2, 3
@@ -78,11 +78,9 @@ def _fingerprint(path: Path) -> str:
 def encode_pairs(src_vocab: Vocab, tgt_vocab: Vocab, src: list[str], tgt: list[str], copy: bool):
     """(source ids, target ids, oovs) of parallel lines; with copy, extended ids for source-only
     pieces and each source's list of them (seq2seq/extended.py), else oovs is None."""
-    if not copy:
-        return src_vocab.encode(src), tgt_vocab.encode(tgt), None
-    ext = extend_sources(src_vocab, src)
-    oovs = [e.oovs for e in ext]
-    return [e.ids for e in ext], extend_targets(tgt_vocab, tgt, oovs), oovs
+    src_ids, oovs = encode_sources(src_vocab, src, copy)
+    tgt_ids = tgt_vocab.encode(tgt) if oovs is None else extend_targets(tgt_vocab, tgt, oovs)
+    return src_ids, tgt_ids, oovs
 
 
 def _generate(src, tgt, src_spm, tgt_spm, max_source, max_target, long_lines, copy=False, chunk=2000,

@@ -47,6 +47,15 @@ def extend_sources(vocab: Vocab, lines: list[str]) -> list[Extended]:
     return out
 
 
+def encode_sources(vocab: Vocab, lines: list[str], copy: bool) -> tuple[list[list[int]], list[list[str]] | None]:
+    """(ids, oovs): with copy, extended ids and each line's source-only pieces; else plain ids
+    and None."""
+    if not copy:
+        return vocab.encode(lines), None
+    ext = extend_sources(vocab, lines)
+    return [e.ids for e in ext], [e.oovs for e in ext]
+
+
 def extend_targets(vocab: Vocab, lines: list[str], oovs: list[list[str]]) -> list[list[int]]:
     """Target lines -> ids; an UNK piece found among its source's oovs gets that extended id."""
     size, out = len(vocab), []
@@ -55,9 +64,11 @@ def extend_targets(vocab: Vocab, lines: list[str], oovs: list[list[str]]) -> lis
     return out
 
 
-def decode_extended(vocab: Vocab, ids: list[list[int]], oovs: list[list[str]]) -> list[str]:
+def decode_extended(vocab: Vocab, ids: list[list[int]], oovs: list[list[str]] | None) -> list[str]:
     """Id lists (extended ids allowed) -> text; an extended id becomes its source text, an id
-    beyond its sentence's extras becomes UNK."""
+    beyond its sentence's extras becomes UNK. oovs None (no copy): plain decoding."""
+    if oovs is None:
+        return vocab.decode(ids)
     size, out = len(vocab), []
     for seq, known in zip(ids, oovs):
         if all(i < size for i in seq):

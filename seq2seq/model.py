@@ -84,10 +84,8 @@ class Seq2Seq(nn.Module):
         With copy V is the extended vocabulary and an extended prev is fed back as UNK."""
         embedded = self._embed(self.tgt_embed, prev).unsqueeze(1)  # (B, 1, E)
         att, weights, state = self.decoder.step(embedded, memory, state)
-        if self.copy is not None:
-            log_probs = self._output(att, embedded, weights, memory).squeeze(1)
-        else:
-            log_probs = torch.log_softmax(self.generator(att.squeeze(1)).float(), dim=-1)
+        out = self._output(att, embedded, weights, memory).squeeze(1)  # with copy: log-probabilities
+        log_probs = out if self.copy is not None else torch.log_softmax(out.float(), dim=-1)
         return log_probs, weights.squeeze(1), state
 
 

@@ -54,7 +54,9 @@ def _block_eos(log_probs: torch.Tensor, t: int, min_length: int) -> torch.Tensor
     """No EOS before `min_length` tokens; log_probs (..., V)."""
     if t >= min_length:
         return log_probs
-    return log_probs.index_fill(-1, torch.tensor([EOS], device=log_probs.device), float("-inf"))
+    log_probs = log_probs.clone()
+    log_probs[..., EOS] = float("-inf")
+    return log_probs
 
 
 def coverage_penalty(coverage: torch.Tensor, src_lengths: torch.Tensor, beta: float) -> torch.Tensor:
@@ -88,22 +90,23 @@ def greedy_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: 
     prev = torch.full((batch,), BOS, dtype=torch.long, device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     score = torch.zeros(batch, device=device)
-    tokens, attn = [], []
-    for t in range(int(max_len.max()) + 1):
+    history = torch.full((batch, int(max_len.max()) + 1), EOS, dtype=torch.long, device=device)
+    attn = []
+    for t in range(history.size(1)):
         log_probs, weights, state = model.step(prev, memory, state)
-        if no_repeat_ngram_size and tokens:
-            log_probs = block_repeats(log_probs, torch.stack(tokens, 1), no_repeat_ngram_size)
+        if no_repeat_ngram_size and t:
+            log_probs = block_repeats(log_probs, history[:, :t], no_repeat_ngram_size)
         log_probs = _force_eos(_block_eos(log_probs, t, min_length), max_len <= t)
         best, prev = log_probs.max(-1)
         score += torch.where(finished, torch.zeros_like(best), best)
         prev = torch.where(finished, torch.full_like(prev, EOS), prev)
-        tokens.append(prev)
+        history[:, t] = prev
         if return_attention:
             attn.append(weights)
         finished |= prev == EOS
         if bool(finished.all()):
             break
-    tokens = torch.stack(tokens, 1).tolist()  # (B, t)
+    tokens = history[:, :t + 1].tolist()  # (B, t + 1)
     attn = torch.stack(attn, 1).cpu() if return_attention else None  # (B, t, S)
     out = []
     for b in range(batch):
@@ -142,8 +145,10 @@ def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: to
     prev = torch.full((B * K,), BOS, dtype=torch.long, device=device)
     offsets = (torch.arange(B, device=device) * K).unsqueeze(1)  # (B, 1)
     alive_cov = None  # (B, K, S) attention summed over each alive hypothesis' steps
+    steps = int(max_len.max()) + 1
+    penalties = length_penalty(torch.arange(1, steps + 1, device=device), alpha)  # by length t + 1
 
-    for t in range(int(max_len.max()) + 1):
+    for t in range(steps):
         log_probs, weights, state = model.step(prev, memory, state)
         V = log_probs.size(-1)
         if no_repeat_ngram_size and t:
@@ -168,7 +173,7 @@ def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: to
         ends = (token == EOS) & torch.isfinite(top_scores)
         ends[:, K:] = False
         ends &= ~done.unsqueeze(1)
-        normed = top_scores / length_penalty(torch.tensor(t + 1, device=device), alpha)
+        normed = top_scores / penalties[t]
         if coverage_penalty_beta:
             w = weights.view(B, K, -1).float()
             cov = w if alive_cov is None else alive_cov + w

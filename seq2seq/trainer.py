@@ -199,11 +199,7 @@ class Trainer:
             total += float(sequence_nll(logits, batch.tgt_out))
             ntok += batch.num_tgt_tokens
         hyps = decode_ids(self.model, self.valid.src, self.recipe.decoding, self.device, beam_size=1)
-        tokens = [h[0].tokens for h in hyps]
-        if self.valid.oovs is None:
-            text = self.tgt_vocab.decode(tokens)
-        else:
-            text = decode_extended(self.tgt_vocab, tokens, self.valid.oovs)
+        text = decode_extended(self.tgt_vocab, [h[0].tokens for h in hyps], self.valid.oovs)
         self.model.train()
         result = {"valid_loss": total / max(ntok, 1), "valid_ppl": math.exp(min(total / max(ntok, 1), 50))}
         if self.cfg.valid_metric == "rouge":

@@ -15,7 +15,7 @@ from seq2seq.checkpoint import load_meta, load_weights
 from seq2seq.config import DecodingConfig, Recipe
 from seq2seq.data import collate
 from seq2seq.device import autocast, resolve_device
-from seq2seq.extended import decode_extended, extend_sources
+from seq2seq.extended import decode_extended, encode_sources
 from seq2seq.model import Seq2Seq, build_model
 from seq2seq.search import Hypothesis, beam_search, greedy_search, max_lengths
 from seq2seq.vocab import Vocab, load_vocabs
@@ -76,12 +76,7 @@ class Translator:
     def encode(self, lines: list[str]) -> tuple[list[list[int]], list[list[str]] | None]:
         """Source ids, cut to data.max_source_length if the recipe sets one; with copy, extended
         ids and each line's source-only pieces (seq2seq/extended.py), else None."""
-        oovs = None
-        if self.model.copy is not None:
-            ext = extend_sources(self.src_vocab, lines)
-            sources, oovs = [e.ids for e in ext], [e.oovs for e in ext]
-        else:
-            sources = self.src_vocab.encode(lines)
+        sources, oovs = encode_sources(self.src_vocab, lines, self.model.copy is not None)
         limit = self.recipe.data.max_source_length
         return ([s[:limit] for s in sources] if limit else sources), oovs
 
@@ -95,8 +90,6 @@ class Translator:
 
     def to_text(self, token_lists: list[list[int]], oovs: list[list[str]] | None) -> list[str]:
         """Output ids -> text; with copy, extended ids come out as the source text they stand for."""
-        if oovs is None:
-            return self.tgt_vocab.decode(token_lists)
         return decode_extended(self.tgt_vocab, token_lists, oovs)
 
     def translate(self, lines: list[str], beam_size: int | None = None,

@@ -41,8 +41,8 @@ def run(main, argv=None) -> None:
     sys.exit(code or 0)
 
 
-def read_input(path: str | None, what: str = "input") -> list[str]:
-    """Lines from a file or stdin; empty input is an error."""
+def read_input(path: str | None, hint: str = "give one sentence per line on stdin or with --input") -> list[str]:
+    """Lines from a file or stdin; empty input is an error, whose message ends with `hint`."""
     if path:
         from seq2seq.data import read_lines
         return read_lines(Path(path))
@@ -56,7 +56,7 @@ def read_input(path: str | None, what: str = "input") -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     if not lines:
-        raise UserError(f"empty {what}: give one sentence per line on stdin or with --input")
+        raise UserError(f"empty input: {hint}")
     return lines
 
 
@@ -81,9 +81,10 @@ def add_model_options(p) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
-def check_sizes(args) -> None:
-    """--beam-size and --batch-size, when given, are at least 1."""
-    for flag in ("beam_size", "batch_size"):
+def check_sizes(args, flags: tuple[str, ...] = ("beam_size", "batch_size"), minimum: int = 1) -> None:
+    """Each option in `flags` (by default --beam-size and --batch-size), when given, is at least
+    `minimum`."""
+    for flag in flags:
         value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise UserError(f"--{flag.replace('_', '-')}: must be at least 1, got {value}")
+        if value is not None and value < minimum:
+            raise UserError(f"--{flag.replace('_', '-')}: must be at least {minimum}, got {value}")

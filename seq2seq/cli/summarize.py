@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from seq2seq.cli.common import ArgumentParser, add_model_options, check_sizes, read_input, run, write_output
-from seq2seq.errors import UserError
 
 PROGRESS_FROM = 200  # documents; a progress bar (on stderr) from this many on
 
@@ -27,28 +26,18 @@ def parser() -> ArgumentParser:
 def main(argv) -> int:
     args = parser().parse_args(argv)
     check_sizes(args)
-    for flag in ("min_length", "max_length", "no_repeat_ngram_size"):
-        value = getattr(args, flag)
-        if value is not None and value < 0:
-            raise UserError(f"--{flag.replace('_', '-')}: must be at least 0, got {value}")
+    check_sizes(args, ("min_length", "max_length", "no_repeat_ngram_size"), minimum=0)
     from seq2seq.summarizer import Summarizer
     summarizer = Summarizer.load(args.model_dir, args.device, args.weights)
-    documents = [line for f in args.files for line in read_input(f)] if args.files else _stdin()
+    if args.files:
+        documents = [line for f in args.files for line in read_input(f)]
+    else:
+        documents = read_input(None, hint="give documents one per line on stdin or as FILE arguments")
     out = summarizer.summarize(documents, args.beam_size, args.min_length, args.max_length,
                                args.no_repeat_ngram_size, args.batch_size,
                                progress=len(documents) >= PROGRESS_FROM)
     write_output(out, args.output)
     return 0
-
-
-def _stdin() -> list[str]:
-    try:
-        return read_input(None)
-    except UserError as e:
-        if str(e).startswith("empty"):
-            raise UserError("empty input: give documents one per line on stdin or as FILE "
-                            "arguments") from None
-        raise
 
 
 def entry() -> None:
