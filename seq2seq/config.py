@@ -19,7 +19,7 @@ import yaml
 
 from seq2seq.errors import UserError
 
-Cell = Literal["rnn", "gru", "lstm"]
+Cell = Literal["rnn", "gru", "lstm", "peephole_lstm", "wm_lstm"]  # see seq2seq/modules/cells.py
 _FLOAT32_MAX = 3.4028234663852886e38  # recipe numbers meet float32 tensors
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")  # YAML 1.1 reads 3e-4 as a string
 
