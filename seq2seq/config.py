@@ -41,6 +41,11 @@ class DataConfig:
     max_target_length: int = field(default=0, metadata=_range(0))  # 0: max_length
     long_lines: Literal["truncate", "skip"] = "truncate"  # what to do with longer sentences
     empty_lines: Literal["skip", "error"] = "skip"  # pairs with an empty side
+    hub: str = ""  # a hub data set name or a save_to_disk/parquet folder, written into dir (hub.py)
+    hub_config: str = ""  # the hub data set's configuration (subset) name, e.g. 'de-en'
+    hub_src_column: str = ""  # "": column <src> or translation.<src>; 'a.b' is field b of column a
+    hub_tgt_column: str = ""  # "": column <tgt> or translation.<tgt>
+    hub_splits: tuple[str, ...] = ()  # PREFIX=SPLIT where a file prefix is not its hub split name
 
     @property
     def source_limit(self) -> int:
