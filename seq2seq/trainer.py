@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from seq2seq.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from seq2seq.config import Recipe, TrainingConfig
+from seq2seq.curves import redraw_curves
 from seq2seq.data import Corpus, collate, make_batches
 from seq2seq.device import autocast
 from seq2seq.distributed import World, all_sum, broadcast
@@ -231,6 +232,7 @@ class Trainer:
         if self.world.is_main:
             self.log.append(result)
             self.log.close()
+            redraw_curves(self.model_dir)  # MODEL_DIR/curves.png
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step(result[key])
         if self.world.is_main:
