@@ -1,0 +1,120 @@
+"""The arithmetic of one recurrent step: nn.LSTM's, the peephole LSTM's and the working-memory LSTM's.
+
+A cell holds no parameters and no state. It tells the layer that runs it
+(seq2seq/modules/recurrence.py, `Recurrence`) what to register and how to step:
+
+- `gates`: blocks of H rows in `weight_ih` (G*H, I), `weight_hh` (G*H, H), `bias_ih` and `bias_hh`
+  (G*H,), the parameters every cell has, named and shaped as in nn.LSTM / nn.GRU;
+- `state_size`: 2 when the state is (h, c) as nn.LSTM's, 1 when it is h alone as nn.GRU's;
+- `extra_shapes(H)`: its own parameters besides those, name -> shape (one set per layer and
+  direction, registered as `{name}_l{k}` and `{name}_l{k}_reverse`);
+- `project(x, p)`: every time step's input projection in one matmul, (N, I) -> (N, G*H);
+- `weights(p)`: what `step` needs, prepared once per call (transposes, slices), as a tuple;
+- `step(xg, state, w)`: one time step for the rows still running: xg (n, G*H) from `project`,
+  state a tuple of (n, H) tensors -> the new state, whose first entry is the output h.
+
+`p` is one layer-direction's parameters by their short names (`weight_ih`, `peephole`, ...).
+A GRU fits the same slots: gates 3, state_size 1, `project` folding only the r and z parts of
+`bias_hh` into the projection, `step` adding the n part inside r * (W_hn h + b_hn).
+Gate order is nn.LSTM's: input i, forget f, cell candidate g, output o.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class LSTMCell:
+    """nn.LSTM's step (Hochreiter & Schmidhuber 1997, with the forget gate of Gers et al. 2000):
+    i, f, o = sigmoid(.), g = tanh(.), c' = f * c + i * g, h' = o * tanh(c'). The oracle that the
+    recurrence itself is tested with, and the base of the two cells below."""
+
+    gates = 4
+    state_size = 2
+
+    def extra_shapes(self, hidden_size: int) -> dict[str, tuple[int, ...]]:
+        return {}
+
+    def project(self, x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
+        """x (..., I) -> (..., 4H); both biases folded in, so a step adds only W_hh h."""
+        return F.linear(x, p["weight_ih"], p["bias_ih"] + p["bias_hh"])
+
+    def weights(self, p: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        return (p["weight_hh"].t(),)  # (H, 4H)
+
+    def step(self, xg: torch.Tensor, state: tuple[torch.Tensor, ...],
+             w: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        h, c = state  # (n, H) each
+        gates = torch.addmm(xg, h, w[0])  # (n, 4H): the one recurrent matmul
+        i, f, g, o = gates.chunk(4, 1)
+        c = torch.addcmul(torch.sigmoid(f) * c, torch.sigmoid(i), torch.tanh(g))
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+
+class PeepholeLSTMCell(LSTMCell):
+    """Peephole connections (Gers & Schmidhuber 2000, "Recurrent nets that time and count"): the
+    input and forget gates see the previous cell state, the output gate the new one, each through
+    a per-unit (diagonal) weight:
+
+        i = sigmoid(W_i x + U_i h + p_i * c),  f = sigmoid(W_f x + U_f h + p_f * c)
+        c' = f * c + i * tanh(W_g x + U_g h),  o = sigmoid(W_o x + U_o h + p_o * c')
+        h' = o * tanh(c')
+
+    `peephole` (3H,) holds p_i, p_f, p_o; at zero the cell is nn.LSTM's.
+    """
+
+    def extra_shapes(self, hidden_size: int) -> dict[str, tuple[int, ...]]:
+        return {"peephole": (3 * hidden_size,)}
+
+    def weights(self, p: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        peep = p["peephole"].view(3, -1)  # (3, H): rows i, f, o
+        return p["weight_hh"].t(), peep[:2], peep[2]  # (H, 4H), (2, H), (H,)
+
+    def step(self, xg: torch.Tensor, state: tuple[torch.Tensor, ...],
+             w: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        h, c = state  # (n, H) each
+        w_hh, peep_if, peep_o = w
+        n, hidden = c.shape
+        gates = torch.addmm(xg, h, w_hh)  # (n, 4H)
+        i_f = torch.sigmoid(torch.addcmul(gates[:, :2 * hidden].view(n, 2, hidden), peep_if,
+                                          c.unsqueeze(1)))  # (n, 2, H): both gates at once
+        c = torch.addcmul(i_f[:, 1] * c, i_f[:, 0], torch.tanh(gates[:, 2 * hidden:3 * hidden]))
+        o = torch.sigmoid(torch.addcmul(gates[:, 3 * hidden:], peep_o, c))
+        return o * torch.tanh(c), c
+
+
+class WorkingMemoryLSTMCell(LSTMCell):
+    """Working Memory Connections (Landi, Baraldi, Cornia & Cucchiara 2021, "Working Memory
+    Connections for LSTM", Neural Networks 144): each gate sees the cell state through a full
+    matrix, bounded by tanh so that a large cell cannot saturate the gates:
+
+        i = sigmoid(W_i x + U_i h + tanh(V_i c + b_ci)),  f = sigmoid(... + tanh(V_f c + b_cf))
+        c' = f * c + i * tanh(W_g x + U_g h),  o = sigmoid(W_o x + U_o h + tanh(V_o c' + b_co))
+        h' = o * tanh(c')
+
+    `weight_ch` (3H, H) holds V_i, V_f, V_o and `bias_ch` (3H,) their biases; both at zero give
+    tanh(0) = 0, nn.LSTM's cell.
+    """
+
+    def extra_shapes(self, hidden_size: int) -> dict[str, tuple[int, ...]]:
+        return {"weight_ch": (3 * hidden_size, hidden_size), "bias_ch": (3 * hidden_size,)}
+
+    def weights(self, p: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        hidden = p["weight_hh"].size(1)
+        w_ch, b_ch = p["weight_ch"], p["bias_ch"]
+        return (p["weight_hh"].t(), w_ch[:2 * hidden].t(), b_ch[:2 * hidden],  # (H, 4H) (H, 2H) (2H,)
+                w_ch[2 * hidden:].t(), b_ch[2 * hidden:])  # (H, H), (H,)
+
+    def step(self, xg: torch.Tensor, state: tuple[torch.Tensor, ...],
+             w: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        h, c = state  # (n, H) each
+        w_hh, w_c_if, b_c_if, w_c_o, b_c_o = w
+        hidden = c.size(1)
+        gates = torch.addmm(xg, h, w_hh)  # (n, 4H)
+        memory = torch.tanh(torch.addmm(b_c_if, c, w_c_if))  # (n, 2H): the old cell, for i and f
+        i_f = torch.sigmoid(gates[:, :2 * hidden] + memory)  # (n, 2H)
+        c = torch.addcmul(i_f[:, hidden:] * c, i_f[:, :hidden],
+                          torch.tanh(gates[:, 2 * hidden:3 * hidden]))
+        o = torch.sigmoid(gates[:, 3 * hidden:] + torch.tanh(torch.addmm(b_c_o, c, w_c_o)))
+        return o * torch.tanh(c), c
