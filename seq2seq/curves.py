@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from tqdm import tqdm
 
 from seq2seq.checkpoint import atomic_write
@@ -141,11 +142,12 @@ def plot_runs(runs: list[Run], path: str | Path, title: str = "") -> None:
     score.set_ylabel(names.pop() if len(names) == 1 else "validation score")
     rate.set_ylabel("learning rate")
     rate.set_xlabel("step (update)")
+    rate.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax, empty in ((loss, "no steps logged yet"), (score, "no validation yet"),
                       (rate, "no learning rate logged yet")):
         ax.grid(True, alpha=0.3)
         if ax.lines:
-            if ax is not rate or many:
+            if ax is loss or many:
                 ax.legend(fontsize="small", loc="best")
         else:
             ax.text(0.5, 0.5, empty, transform=ax.transAxes, ha="center", va="center", color="gray")
