@@ -79,7 +79,7 @@ def _force_eos(log_probs: torch.Tensor, over: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def greedy_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: torch.Tensor,
+def greedy_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: torch.Tensor, *,
                   return_attention: bool = False, min_length: int = 0,
                   no_repeat_ngram_size: int = 0) -> list[list[Hypothesis]]:
     """Argmax decoding; returns one hypothesis per sentence (as a 1-best list)."""
@@ -117,7 +117,7 @@ def greedy_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: 
 
 
 @torch.no_grad()
-def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: torch.Tensor,
+def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: torch.Tensor, *,
                 beam_size: int, alpha: float = 1.0, nbest: int = 1,
                 return_attention: bool = False, min_length: int = 0, no_repeat_ngram_size: int = 0,
                 coverage_penalty_beta: float = 0.0) -> list[list[Hypothesis]]:

@@ -28,6 +28,7 @@ from seq2seq.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from seq2seq.config import Recipe, TrainingConfig
 from seq2seq.curves import redraw_curves
 from seq2seq.data import Corpus, collate, make_batches
+from seq2seq.decoding import decode_ids
 from seq2seq.device import autocast
 from seq2seq.distributed import World, all_sum, broadcast
 from seq2seq.errors import UserError
@@ -37,7 +38,6 @@ from seq2seq.loss import coverage_loss, sequence_nll
 from seq2seq.metrics import bleu, rouge
 from seq2seq.model import Seq2Seq
 from seq2seq.signals import StopRequest
-from seq2seq.translator import decode_ids
 from seq2seq.vocab import Vocab
 
 

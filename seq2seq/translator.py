@@ -9,47 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from seq2seq.checkpoint import load_meta, load_weights
 from seq2seq.config import DecodingConfig, Recipe
-from seq2seq.data import collate
-from seq2seq.device import autocast, resolve_device
+from seq2seq.decoding import decode_ids
+from seq2seq.device import resolve_device
 from seq2seq.extended import decode_extended, encode_sources
 from seq2seq.model import Seq2Seq, build_model
-from seq2seq.search import Hypothesis, beam_search, greedy_search, max_lengths
 from seq2seq.vocab import Vocab, load_vocabs
-
-
-def decode_ids(model: Seq2Seq, sources: list[list[int]], cfg: DecodingConfig, device: torch.device,
-               beam_size: int | None = None, batch_size: int | None = None, nbest: int = 1,
-               return_attention: bool = False, progress: bool = False) -> list[list[Hypothesis]]:
-    """Search every source (id lists); batches of similar length; results in input order."""
-    beam = beam_size or cfg.beam_size
-    size = batch_size or cfg.batch_size
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-    results: list[list[Hypothesis]] = [[] for _ in sources]
-    was_training = model.training
-    model.eval()
-    chunks = range(0, len(order), size)
-    for start in tqdm(chunks, desc="decoding", unit="batch", disable=not progress, leave=False):
-        idx = order[start:start + size]
-        batch = collate([sources[i] for i in idx]).to(device)
-        limit = max_lengths(batch.src_lengths, cfg.max_length_ratio, cfg.max_length_offset)
-        if cfg.max_length:
-            limit = limit.clamp(max=cfg.max_length)
-        with autocast(device):
-            if beam == 1:
-                hyps = greedy_search(model, batch.src, batch.src_lengths, limit, return_attention,
-                                     cfg.min_length, cfg.no_repeat_ngram_size)
-            else:
-                hyps = beam_search(model, batch.src, batch.src_lengths, limit, beam,
-                                   cfg.length_penalty, nbest, return_attention, cfg.min_length,
-                                   cfg.no_repeat_ngram_size, cfg.coverage_penalty)
-        for i, h in zip(idx, hyps):
-            results[i] = h
-    model.train(was_training)
-    return results
 
 
 class Translator:
@@ -86,7 +53,8 @@ class Translator:
         """Hypotheses (ids, scores, attention) for each line."""
         sources, _ = self.encode(lines)
         return decode_ids(self.model, sources, decoding or self.recipe.decoding, self.device,
-                          beam_size, batch_size, nbest, return_attention, progress)
+                          beam_size=beam_size, batch_size=batch_size, nbest=nbest,
+                          return_attention=return_attention, progress=progress)
 
     def to_text(self, token_lists: list[list[int]], oovs: list[list[str]] | None) -> list[str]:
         """Output ids -> text; with copy, extended ids come out as the source text they stand for."""
@@ -98,5 +66,5 @@ class Translator:
         """One output line per input line; `decoding` replaces the recipe's decoding section."""
         sources, oovs = self.encode(lines)
         hyps = decode_ids(self.model, sources, decoding or self.recipe.decoding, self.device,
-                          beam_size, batch_size, 1, False, progress)
+                          beam_size=beam_size, batch_size=batch_size, progress=progress)
         return self.to_text([h[0].tokens for h in hyps], oovs)

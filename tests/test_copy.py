@@ -130,7 +130,7 @@ def test_copy_reproduces_unknown_words_and_no_copy_cannot(make_model, overfit):
     copying = train_copy_task(make_model, overfit, copy=True, data=train)
     greedy = [h[0].tokens for h in greedy_search(copying, batch.src, batch.src_lengths, limit)]
     assert sum(g == s for g, s in zip(greedy, test)) >= 0.9 * len(test)
-    beam = [h[0].tokens for h in beam_search(copying, batch.src, batch.src_lengths, limit, 3)]
+    beam = [h[0].tokens for h in beam_search(copying, batch.src, batch.src_lengths, limit, beam_size=3)]
     assert sum(b == s for b, s in zip(beam, test)) >= 0.9 * len(test)
 
     plain = train_copy_task(make_model, overfit, copy=False, data=train)

@@ -10,10 +10,10 @@ import torch
 
 from seq2seq.config import DecodingConfig, recipe_from_dict
 from seq2seq.data import collate
+from seq2seq.decoding import decode_ids
 from seq2seq.errors import UserError
 from seq2seq.loss import coverage_loss
 from seq2seq.search import beam_search, block_repeats, coverage_penalty, greedy_search
-from seq2seq.translator import decode_ids
 from seq2seq.vocab import BOS, EOS
 from test_search import SCRIPTS, W1, W2, ScriptedModel
 
@@ -140,7 +140,8 @@ def test_coverage_penalty_prefers_hypotheses_that_cover_the_source():
     order that plain log-probabilities give."""
     def run(beta):
         return beam_search(ScriptedModel(SCRIPTS), torch.full((2, 6), 7), torch.tensor([6, 3]),
-                           torch.tensor([10, 2]), 2, 0.0, 2, coverage_penalty_beta=beta)
+                           torch.tensor([10, 2]), beam_size=2, alpha=0.0, nbest=2,
+                           coverage_penalty_beta=beta)
     assert [h.tokens for h in run(0.0)[0]] == [[W1], [W2, W1]]
     hyps = run(0.01)[0]
     assert [h.tokens for h in hyps] == [[W2, W1], [W1]]

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from seq2seq.config import DecodingConfig
+from seq2seq.decoding import decode_ids
 from seq2seq.search import beam_search, greedy_search, length_penalty, max_lengths
-from seq2seq.translator import decode_ids
 from seq2seq.vocab import BOS, EOS
 
 V, W1, W2 = 6, 4, 5  # pad 0, unk 1, bos 2, eos 3, two words
@@ -70,8 +70,8 @@ class ScriptedModel:
 def run_beam(alpha, nbest=2, beam=2, max_len=(10, 2), **kw):
     src = torch.full((2, 6), 7)
     lengths = torch.tensor([6, 3])
-    return beam_search(ScriptedModel(SCRIPTS), src, lengths, torch.tensor(max_len), beam, alpha,
-                       nbest, **kw)
+    return beam_search(ScriptedModel(SCRIPTS), src, lengths, torch.tensor(max_len), beam_size=beam,
+                       alpha=alpha, nbest=nbest, **kw)
 
 
 def lp(n, alpha):
@@ -116,7 +116,8 @@ def test_nbest_is_sorted_and_truncated(alpha):
 
 def test_beam_stops_when_every_sentence_is_done():
     model = ScriptedModel(SCRIPTS)
-    beam_search(model, torch.full((2, 6), 7), torch.tensor([6, 3]), torch.tensor([10, 2]), 2, 0.0, 2)
+    beam_search(model, torch.full((2, 6), 7), torch.tensor([6, 3]), torch.tensor([10, 2]), beam_size=2,
+                alpha=0.0, nbest=2)
     assert model.steps == 3  # both sentences have 2 finished hypotheses after step 2
 
 
@@ -152,7 +153,7 @@ def test_greedy_on_scripted_model():
 def test_beam_one_equals_greedy_on_scripted_model():
     src, lengths, limit = torch.full((2, 6), 7), torch.tensor([6, 3]), torch.tensor([10, 2])
     greedy = greedy_search(ScriptedModel(SCRIPTS), src, lengths, limit)
-    beam = beam_search(ScriptedModel(SCRIPTS), src, lengths, limit, 1, 0.0)
+    beam = beam_search(ScriptedModel(SCRIPTS), src, lengths, limit, beam_size=1, alpha=0.0)
     assert [h[0].tokens for h in beam] == [h[0].tokens for h in greedy]
     assert [h[0].score for h in beam] == pytest.approx([h[0].score for h in greedy])
 
@@ -178,7 +179,7 @@ def test_beam_one_equals_greedy_on_random_model(random_model):
     batch = collate(SOURCES)
     limit = max_lengths(batch.src_lengths, 1.5, 3)
     greedy = greedy_search(random_model, batch.src, batch.src_lengths, limit)
-    beam = beam_search(random_model, batch.src, batch.src_lengths, limit, 1, alpha=0.0)
+    beam = beam_search(random_model, batch.src, batch.src_lengths, limit, beam_size=1, alpha=0.0)
     assert [h[0].tokens for h in beam] == [h[0].tokens for h in greedy]
     assert [h[0].score for h in beam] == pytest.approx([h[0].score for h in greedy], abs=1e-4)
     lengths = {len(h[0].tokens) for h in greedy}

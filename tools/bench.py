@@ -44,12 +44,13 @@ from seq2seq.cli.common import run
 from seq2seq.compiling import compile_decoder_step
 from seq2seq.config import Recipe, apply_overrides, read_yaml, recipe_from_dict, to_dict
 from seq2seq.data import collate, load_corpus, read_lines
+from seq2seq.decoding import decode_ids
 from seq2seq.device import autocast, resolve_device
 from seq2seq.errors import UserError
 from seq2seq.experiment import data_files
 from seq2seq.model import build_model
 from seq2seq.trainer import Trainer, Validation
-from seq2seq.translator import Translator, decode_ids
+from seq2seq.translator import Translator
 from seq2seq.vocab import build_vocabs, load_vocabs
 
 

@@ -1,0 +1,52 @@
+"""Search over many sources: batches of similar length, each sentence's length budget from the
+decoding section, results in input order. Used by the Translator (and through it every command),
+by validation inside training and by tools/bench.py; the search itself is seq2seq/search.py.
+
+    hyps = decode_ids(model, [[5, 9, 7], [4]], recipe.decoding, device, beam_size=5, nbest=2)
+    hyps[0][0].tokens, hyps[0][0].score   # the best hypothesis of the first source
+"""
+
+from __future__ import annotations
+
+import torch
+from tqdm import tqdm
+
+from seq2seq.config import DecodingConfig
+from seq2seq.data import collate
+from seq2seq.device import autocast
+from seq2seq.search import Hypothesis, beam_search, greedy_search, max_lengths
+
+
+def decode_ids(model, sources: list[list[int]], cfg: DecodingConfig, device: torch.device, *,
+               beam_size: int | None = None, batch_size: int | None = None, nbest: int = 1,
+               return_attention: bool = False, progress: bool = False) -> list[list[Hypothesis]]:
+    """Search every source (id lists); `beam_size` and `batch_size` None take the decoding
+    section's. Returns up to `nbest` hypotheses per source, best first."""
+    beam = beam_size or cfg.beam_size
+    size = batch_size or cfg.batch_size
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    results: list[list[Hypothesis]] = [[] for _ in sources]
+    was_training = model.training
+    model.eval()
+    chunks = range(0, len(order), size)
+    for start in tqdm(chunks, desc="decoding", unit="batch", disable=not progress, leave=False):
+        idx = order[start:start + size]
+        batch = collate([sources[i] for i in idx]).to(device)
+        limit = max_lengths(batch.src_lengths, cfg.max_length_ratio, cfg.max_length_offset)
+        if cfg.max_length:
+            limit = limit.clamp(max=cfg.max_length)
+        with autocast(device):
+            if beam == 1:
+                hyps = greedy_search(model, batch.src, batch.src_lengths, limit,
+                                     return_attention=return_attention, min_length=cfg.min_length,
+                                     no_repeat_ngram_size=cfg.no_repeat_ngram_size)
+            else:
+                hyps = beam_search(model, batch.src, batch.src_lengths, limit, beam_size=beam,
+                                   alpha=cfg.length_penalty, nbest=nbest,
+                                   return_attention=return_attention, min_length=cfg.min_length,
+                                   no_repeat_ngram_size=cfg.no_repeat_ngram_size,
+                                   coverage_penalty_beta=cfg.coverage_penalty)
+        for i, h in zip(idx, hyps):
+            results[i] = h
+    model.train(was_training)
+    return results
