@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from seq2seq.modules import RNN_CELLS
+from seq2seq.modules import RNN_CELLS, WITH_CELL_STATE
 from seq2seq.modules.attention import Attention
 
 
@@ -80,7 +80,7 @@ class RecurrentDecoder(nn.Module):
         else:  # "last": sizes checked by the recipe
             h = encoder_final
         hidden = h.unsqueeze(0).repeat(self.num_layers, 1, 1).contiguous()  # (L, B, H)
-        if self.cell == "lstm":
+        if self.cell in WITH_CELL_STATE:
             hidden = (hidden, torch.zeros_like(hidden))
         return DecoderState(hidden, h.new_zeros(batch, self.hidden_size))
 

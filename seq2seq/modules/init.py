@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-GATES = {nn.RNN: 1, nn.GRU: 3, nn.LSTM: 4}
+from seq2seq.modules.recurrence import Recurrence
 
 
 @torch.no_grad()
@@ -29,11 +29,10 @@ def initialize(model: nn.Module, scheme: str, embedding_std: float) -> None:
                 nn.init.xavier_uniform_(module.weight)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
-        elif type(module) in GATES:
-            gates = GATES[type(module)]
+        elif isinstance(module, (nn.RNNBase, Recurrence)):
             for name, p in module.named_parameters():
-                if name.startswith("weight"):
-                    for block in p.chunk(gates, 0):
+                if name.startswith("weight"):  # peepholes (vectors) are zeroed with the biases
+                    for block in p.split(module.hidden_size, 0):  # each gate's (H, *) block
                         nn.init.xavier_uniform_(block)
                 else:
                     nn.init.zeros_(p)
