@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from seq2seq.data import Batch
+from seq2seq.batch import Batch
 from seq2seq.device import autocast
 
 

@@ -12,7 +12,8 @@ from tqdm import tqdm
 from seq2seq.checkpoint import atomic_write, holds_model, list_checkpoints, load_meta, save_meta
 from seq2seq.compiling import compile_decoder_step
 from seq2seq.config import Recipe, to_dict
-from seq2seq.data import check_no_empty_pairs, check_parallel, collate, encode_pairs, load_corpus, read_lines
+from seq2seq.batch import collate
+from seq2seq.data import check_no_empty_pairs, check_parallel, encode_pairs, load_corpus, read_lines
 from seq2seq.distributed import barrier, setup
 from seq2seq.errors import UserError
 from seq2seq.model import build_model

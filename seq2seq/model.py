@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from seq2seq.config import ModelConfig
-from seq2seq.data import Batch
+from seq2seq.batch import Batch
 from seq2seq.modules.attention import build_attention
 from seq2seq.modules.copy import PointerGenerator
 from seq2seq.modules.decoder import DecoderState, Memory, RecurrentDecoder

@@ -27,7 +27,8 @@ from tqdm import tqdm
 from seq2seq.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from seq2seq.config import Recipe, TrainingConfig
 from seq2seq.curves import redraw_curves
-from seq2seq.data import Corpus, collate, make_batches
+from seq2seq.batch import collate
+from seq2seq.data import Corpus, make_batches
 from seq2seq.decoding import decode_ids
 from seq2seq.device import autocast
 from seq2seq.distributed import World, all_sum, broadcast

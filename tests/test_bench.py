@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import bench  # noqa: E402
 from flops import TRAINING_FACTOR, forward_flops  # noqa: E402
 
-from seq2seq.data import collate  # noqa: E402
+from seq2seq.batch import collate  # noqa: E402
 from seq2seq.errors import UserError  # noqa: E402
 
 MODELS = {

@@ -11,7 +11,7 @@ import torch
 from seq2seq.checkpoint import (holds_model, list_checkpoints, load_checkpoint, load_meta, load_weights,
                                 save_checkpoint, save_meta, save_weights)
 from seq2seq.config import recipe_from_dict
-from seq2seq.data import collate
+from seq2seq.batch import collate
 from seq2seq.errors import UserError
 
 SRC = [[4, 5, 6, 7], [8, 9]]

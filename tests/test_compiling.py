@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from seq2seq.compiling import compile_decoder_step
-from seq2seq.data import collate
+from seq2seq.batch import collate
 
 CPU = torch.device("cpu")
 

@@ -9,7 +9,7 @@ import random
 import pytest
 import torch
 
-from seq2seq.data import collate
+from seq2seq.batch import collate
 from seq2seq.extended import decode_extended, extend_sources, extend_targets
 from seq2seq.loss import sequence_nll
 from seq2seq.search import beam_search, greedy_search, max_lengths

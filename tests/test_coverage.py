@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from seq2seq.config import DecodingConfig, recipe_from_dict
-from seq2seq.data import collate
+from seq2seq.batch import collate
 from seq2seq.decoding import decode_ids
 from seq2seq.errors import UserError
 from seq2seq.loss import coverage_loss

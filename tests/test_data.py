@@ -1,4 +1,4 @@
-"""Reading parallel text (checked), the Arrow corpus and its counts, batching and collation."""
+"""Reading parallel text (checked), the Arrow corpus and its counts, batching (collation: test_batch.py)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,12 @@ import os
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seq2seq.config import DataConfig
-from seq2seq.data import check_parallel, collate, load_corpus, make_batches, read_lines
+from seq2seq.data import check_parallel, load_corpus, make_batches, read_lines
 from seq2seq.errors import UserError
-from seq2seq.vocab import BOS, EOS, PAD
 
 
 def write_lines(path, lines):
@@ -72,25 +70,6 @@ def test_make_batches_shuffle_depends_only_on_seed():
     b = make_batches(np.arange(40), src, tgt, 4, "sentences", np.random.default_rng(3))
     assert [x.tolist() for x in a] == [x.tolist() for x in b]
     assert make_batches(np.array([], dtype=np.int64), src, tgt, 4, "tokens") == []
-
-
-# ---------------------------------------------------------------- collate
-
-
-def test_collate_pads_and_adds_bos_eos():
-    batch = collate([[5, 6, 7], [8], []], [[9], [10, 11], [12]])
-    assert batch.src.tolist() == [[5, 6, 7], [8, PAD, PAD], [EOS, PAD, PAD]]  # empty source -> EOS
-    assert batch.src_lengths.tolist() == [3, 1, 1]
-    assert batch.tgt_in.tolist() == [[BOS, 9, PAD], [BOS, 10, 11], [BOS, 12, PAD]]
-    assert batch.tgt_out.tolist() == [[9, EOS, PAD], [10, 11, EOS], [12, EOS, PAD]]
-    assert batch.num_tgt_tokens == 7
-    assert batch.src.dtype == torch.long
-
-
-def test_collate_source_only():
-    batch = collate([[4, 5], [6]])
-    assert batch.tgt_in is None and batch.tgt_out is None and batch.num_tgt_tokens == 0
-    assert batch.src.shape == (2, 2)
 
 
 # ---------------------------------------------------------------- checked reading

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from seq2seq.data import collate
+from seq2seq.batch import collate
 from seq2seq.loss import sequence_nll
 from seq2seq.search import greedy_search, max_lengths
 from seq2seq.vocab import BOS, PAD

@@ -175,7 +175,7 @@ def random_model(make_model):
 
 
 def test_beam_one_equals_greedy_on_random_model(random_model):
-    from seq2seq.data import collate
+    from seq2seq.batch import collate
     batch = collate(SOURCES)
     limit = max_lengths(batch.src_lengths, 1.5, 3)
     greedy = greedy_search(random_model, batch.src, batch.src_lengths, limit)

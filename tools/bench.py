@@ -43,7 +43,8 @@ from seq2seq.checkpoint import load_meta
 from seq2seq.cli.common import run
 from seq2seq.compiling import compile_decoder_step
 from seq2seq.config import Recipe, apply_overrides, read_yaml, recipe_from_dict, to_dict
-from seq2seq.data import collate, load_corpus, read_lines
+from seq2seq.batch import collate
+from seq2seq.data import load_corpus, read_lines
 from seq2seq.decoding import decode_ids
 from seq2seq.device import autocast, resolve_device
 from seq2seq.errors import UserError
