@@ -1,5 +1,8 @@
 """The training loop: step (autocast -> backward -> clip -> step), validation, checkpoints, stopping.
 
+Validation runs every `training.validate_every` steps (or once per epoch), and once more at the
+end when the last step was not validated, so the last steps can still reach best.safetensors.
+
 Work is never lost: checkpoints every `training.checkpoint_every` steps and at every validation;
 SIGINT/SIGTERM finish the step, save and return (`Trainer.interrupted` names the signal); a step
 with a non-finite loss or gradient norm is skipped and counted, and `training.max_bad_steps` of
@@ -342,7 +345,8 @@ class Trainer:
                 self.step_log.close()
             self.interrupted = request.signal if reason == "signal" and p.epoch < cfg.epochs else None
             saved = self.last_checkpoint is not None and self.last_checkpoint.name == f"step_{p.step:09d}"
-            if not self.interrupted and not (self.model_dir / "best.safetensors").exists():
+            validated = bool(p.history) and p.history[-1]["step"] == p.step
+            if not self.interrupted and not validated:  # the steps since the last validation
                 self._validation_round()
                 saved = False
             if not saved:

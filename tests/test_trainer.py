@@ -55,3 +55,26 @@ def test_resume_with_a_different_model_is_refused(tmp_path, tiny_recipe_dict):
         train(recipe_from_dict(changed), tmp_path / "m", resume=True)
     with pytest.raises(UserError, match="nothing to resume"):
         train(recipe(tiny_recipe_dict), tmp_path / "empty", resume=True)
+
+
+def test_the_last_steps_are_validated_at_the_end(tmp_path, tiny_recipe_dict, monkeypatch):
+    """validate_every=4 over 9 steps: steps 5-9 reach best.safetensors through one more
+    validation at the end (here every validation scores higher than the one before)."""
+    from seq2seq.trainer import Trainer
+
+    def validate(self):  # a score that grows with the step: the newest weights are the best
+        return {"valid_loss": 1.0, "valid_ppl": 2.7, "bleu": float(self.progress.step), "signature": "-"}
+    monkeypatch.setattr(Trainer, "validate", validate)
+    trainer = train(recipe(tiny_recipe_dict, epochs=3, validate_every=4), tmp_path / "m")
+    log = [json.loads(line) for line in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()]
+    assert trainer.progress.step == 9 and [entry["step"] for entry in log] == [4, 8, 9]
+    name, final = last_weights(tmp_path / "m")
+    assert name == "step_000000009"
+    best = load_file(str(tmp_path / "m" / "best.safetensors"))
+    assert all((best[k] == final[k]).all() for k in final)
+
+
+def test_a_run_that_ends_on_a_validation_is_not_validated_twice(tmp_path, tiny_recipe_dict):
+    train(recipe(tiny_recipe_dict, epochs=2, max_steps=4, validate_every=2), tmp_path / "m")
+    log = [json.loads(line) for line in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [2, 4]
