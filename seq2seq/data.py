@@ -15,10 +15,13 @@ import numpy as np
 
 from seq2seq.config import DataConfig
 from seq2seq.errors import UserError
-from seq2seq.extended import encode_sources, extend_targets
+from seq2seq.extended import cut_sources, encode_sources, extend_targets
 from seq2seq.vocab import Vocab
 
 OK, EMPTY, TOO_LONG, TRUNCATED = 0, 1, 2, 3
+# Part of the Arrow cache key: datasets hashes _generate's own code, not the helpers it calls, so
+# a change in what they produce (encode_pairs, seq2seq/extended.py) must bump this.
+CACHE_VERSION = 2
 
 
 def iter_lines(path: Path):
@@ -74,12 +77,21 @@ def _fingerprint(path: Path) -> str:
     return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def encode_pairs(src_vocab: Vocab, tgt_vocab: Vocab, src: list[str], tgt: list[str], copy: bool):
-    """(source ids, target ids, oovs) of parallel lines; with copy, extended ids for source-only
-    pieces and each source's list of them (seq2seq/extended.py), else oovs is None."""
+def encode_pairs(src_vocab: Vocab, tgt_vocab: Vocab, src: list[str], tgt: list[str], copy: bool,
+                 source_limit: int = 0, target_limit: int = 0):
+    """(source ids, target ids, oovs, cut) of parallel lines, each side cut to its limit (0: not
+    cut); cut[i] is (source pieces, target pieces) that line i lost. With copy, the extended ids
+    come from the cut source (seq2seq/extended.py): a target piece that only the cut part held
+    is UNK; oovs is each cut source's list of extended pieces, else None."""
     src_ids, oovs = encode_sources(src_vocab, src, copy)
+    src_cut = [max(0, len(s) - source_limit) if source_limit else 0 for s in src_ids]
+    if source_limit:
+        src_ids, oovs = cut_sources(src_ids, oovs, source_limit, len(src_vocab))
     tgt_ids = tgt_vocab.encode(tgt) if oovs is None else extend_targets(tgt_vocab, tgt, oovs)
-    return src_ids, tgt_ids, oovs
+    tgt_cut = [max(0, len(t) - target_limit) if target_limit else 0 for t in tgt_ids]
+    if target_limit:
+        tgt_ids = [t[:target_limit] for t in tgt_ids]
+    return src_ids, tgt_ids, oovs, list(zip(src_cut, tgt_cut))
 
 
 def _generate(src, tgt, src_spm, tgt_spm, max_source, max_target, long_lines, copy=False, chunk=2000,
@@ -90,16 +102,14 @@ def _generate(src, tgt, src_spm, tgt_spm, max_source, max_target, long_lines, co
         block = [(s, t) for (_, s), (_, t) in (p for _, p in zip(range(chunk), pairs))]
         if not block:
             return
-        src_ids, tgt_ids, _ = encode_pairs(src_vocab, tgt_vocab, [s for s, _ in block],
-                                           [t for _, t in block], copy)
-        for (s, t), a, b in zip(block, src_ids, tgt_ids):
-            status, src_cut, tgt_cut = OK, 0, 0
+        src_ids, tgt_ids, _, cuts = encode_pairs(src_vocab, tgt_vocab, [s for s, _ in block],
+                                                 [t for _, t in block], copy, max_source, max_target)
+        for (s, t), a, b, (src_cut, tgt_cut) in zip(block, src_ids, tgt_ids, cuts):
+            status = OK
             if not s.strip() or not t.strip():
-                status = EMPTY
-            elif len(a) > max_source or len(b) > max_target:
+                status, src_cut, tgt_cut = EMPTY, 0, 0
+            elif src_cut or tgt_cut:
                 status = TOO_LONG if long_lines == "skip" else TRUNCATED
-                src_cut, tgt_cut = max(0, len(a) - max_source), max(0, len(b) - max_target)
-                a, b = a[:max_source], b[:max_target]
             yield {"src": a, "tgt": b, "status": status, "src_cut": src_cut, "tgt_cut": tgt_cut}
 
 
@@ -142,8 +152,8 @@ def load_corpus(src: Path, tgt: Path, src_vocab: Vocab, tgt_vocab: Vocab, cfg: D
     kwargs = dict(src=str(src), tgt=str(tgt), src_spm=str(src_vocab.path), tgt_spm=str(tgt_vocab.path),
                   max_source=cfg.source_limit, max_target=cfg.target_limit, long_lines=cfg.long_lines,
                   copy=copy,
-                  key="|".join([_fingerprint(src), _fingerprint(tgt),  # (lists would be sharded)
-                                hashlib.sha256(src_vocab.path.read_bytes()).hexdigest(),
+                  key="|".join([f"v{CACHE_VERSION}", _fingerprint(src),  # (lists would be sharded)
+                                _fingerprint(tgt), hashlib.sha256(src_vocab.path.read_bytes()).hexdigest(),
                                 hashlib.sha256(tgt_vocab.path.read_bytes()).hexdigest()]))
     datasets.disable_progress_bars()
     features = datasets.Features({"src": datasets.Sequence(datasets.Value("int32")),

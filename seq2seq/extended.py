@@ -56,6 +56,18 @@ def encode_sources(vocab: Vocab, lines: list[str], copy: bool) -> tuple[list[lis
     return [e.ids for e in ext], [e.oovs for e in ext]
 
 
+def cut_sources(ids: list[list[int]], oovs: list[list[str]] | None, limit: int,
+                size: int) -> tuple[list[list[int]], list[list[str]] | None]:
+    """Sources cut to `limit` pieces, each with the extended pieces still in it. Extended ids are
+    given in order of first appearance, so those are the first (largest id - size + 1) of its
+    oovs: a target extended afterwards (extend_targets) gets ids only for what the cut source
+    can copy, and a piece whose source occurrence was cut away stays UNK."""
+    ids = [s[:limit] for s in ids]
+    if oovs is None:
+        return ids, None
+    return ids, [o[:max((i - size + 1 for i in s if i >= size), default=0)] for s, o in zip(ids, oovs)]
+
+
 def extend_targets(vocab: Vocab, lines: list[str], oovs: list[list[str]]) -> list[list[int]]:
     """Target lines -> ids; an UNK piece found among its source's oovs gets that extended id."""
     size, out = len(vocab), []

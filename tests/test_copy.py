@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from seq2seq.batch import collate
+from seq2seq.config import DataConfig
+from seq2seq.data import load_corpus
 from seq2seq.extended import decode_extended, extend_sources, extend_targets
 from seq2seq.loss import sequence_nll
 from seq2seq.search import beam_search, greedy_search, max_lengths
@@ -142,3 +144,54 @@ def test_copy_reproduces_unknown_words_and_no_copy_cannot(make_model, overfit):
     unk_test = [[UNK if i >= V else i for i in s] for s in test]
     assert sum(o == s for o, s in zip(out, unk_test)) >= 0.25 * len(test)
 
+
+
+# ---------------------------------------------------------------- copy and truncation
+
+
+def cut_pairs(tmp_path):
+    """'X' is unknown: in pair 0 it comes after the 3-piece source cut (▁ a b | ▁ X c) and is
+    in the target; pair 1 keeps its X (an extended id) on both sides."""
+    (tmp_path / "c.src").write_text("ab Xc\nXa\n", encoding="utf-8")
+    (tmp_path / "c.tgt").write_text("aX\nXa\n", encoding="utf-8")
+    return tmp_path / "c.src", tmp_path / "c.tgt"
+
+
+def nll_alone_and_beside(model, src, tgt):
+    """The loss of sentence 0 alone, and in a batch with sentence 1."""
+    alone = collate(src[:1], tgt[:1])
+    both = collate(src, tgt)
+    return (sequence_nll(model(alone)[0], alone.tgt_out),
+            sequence_nll(model(both)[0][:1], both.tgt_out[:1]))
+
+
+def test_extended_ids_come_from_the_cut_source(tmp_path, char_vocab, make_model):
+    """A target piece whose only source occurrence was cut away is UNK: before, it kept an
+    extended id the cut source no longer had (IndexError in the loss, or log(1e-12) per token
+    when a batchmate had that id)."""
+    V = len(char_vocab)
+    src_file, tgt_file = cut_pairs(tmp_path)
+    corpus = load_corpus(src_file, tgt_file, char_vocab, char_vocab,
+                         DataConfig(max_length=8, max_source_length=3), copy=True)
+    src, tgt = corpus.pairs([0, 1])
+    assert src == [char_vocab.encode(["ab"])[0], [src[1][0], V, src[1][2]]]
+    assert tgt[0] == char_vocab.encode(["aX"])[0] and UNK in tgt[0]  # X: UNK, not V
+    assert tgt[1][1] == V  # pair 1 still copies its X
+    model = make_model(vocab_size=V, copy=True)
+    alone, beside = nll_alone_and_beside(model, src, tgt)
+    assert torch.isfinite(alone) and alone.item() == pytest.approx(beside.item(), rel=1e-5)
+
+
+def test_validation_ids_come_from_the_cut_source(tmp_path, char_vocab, make_tiny_recipe):
+    from seq2seq.config import recipe_from_dict
+    from seq2seq.experiment import _validation
+
+    V = len(char_vocab)
+    src_file, tgt_file = cut_pairs(tmp_path)
+    recipe = make_tiny_recipe(tmp_path)
+    recipe["data"]["max_source_length"] = 3
+    recipe["model"]["copy"] = True
+    valid = _validation(recipe_from_dict(recipe), src_file, tgt_file, char_vocab, char_vocab)
+    assert valid.src[0] == char_vocab.encode(["ab"])[0] and valid.oovs[0] == []
+    assert valid.tgt[0] == char_vocab.encode(["aX"])[0]
+    assert valid.src[1][1] == V and valid.tgt[1][1] == V and valid.oovs[1] == ["X"]
