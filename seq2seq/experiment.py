@@ -153,11 +153,13 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
 
 
 def _validation(recipe: Recipe, valid_src: Path, valid_tgt: Path, src_vocab, tgt_vocab) -> Validation:
-    """Validation ids (extended with copy, from the cut source), sides cut to
-    data.max_source_length / max_target_length if set."""
+    """Validation ids (extended with copy), sources cut to data.max_source_length if set."""
     vs, vt = read_lines(valid_src), read_lines(valid_tgt)
-    src, tgt, oovs, _ = encode_pairs(src_vocab, tgt_vocab, vs, vt, recipe.model.copy,
-                                     recipe.data.max_source_length, recipe.data.max_target_length)
+    src, tgt, oovs = encode_pairs(src_vocab, tgt_vocab, vs, vt, recipe.model.copy)
+    if recipe.data.max_source_length:
+        src = [s[:recipe.data.source_limit] for s in src]
+    if recipe.data.max_target_length:
+        tgt = [t[:recipe.data.target_limit] for t in tgt]
     return Validation(src, tgt, vt, oovs)
 
 
