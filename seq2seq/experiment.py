@@ -68,15 +68,14 @@ def _saved_vocabs(recipe: Recipe, model_dir: Path):
     return load_vocabs(model_dir, recipe.vocab.joint, meta)
 
 
-def _new_vocabs(train_src: Path, train_tgt: Path, model_dir: Path, recipe: Recipe, overwrite: bool):
-    """Train the vocabularies aside; only once that worked is the model directory (re)written."""
-    with tempfile.TemporaryDirectory(prefix="seq2seq-vocab-") as staging:
-        build_vocabs(train_src, train_tgt, Path(staging), recipe.vocab)
-        if overwrite:
-            clear_model_dir(model_dir)
-        model_dir.mkdir(parents=True, exist_ok=True)
-        for f in Path(staging).iterdir():
-            atomic_write(model_dir / f.name, lambda p, f=f: shutil.copyfile(f, p))
+def _install_vocabs(staging: Path, model_dir: Path, recipe: Recipe, overwrite: bool):
+    """Move vocabularies trained aside (in `staging`) into the model directory, replacing an
+    earlier run's with --overwrite; called once the model is built."""
+    if overwrite:
+        clear_model_dir(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for f in staging.iterdir():
+        atomic_write(model_dir / f.name, lambda p, f=f: shutil.copyfile(f, p))
     return load_vocabs(model_dir, recipe.vocab.joint)
 
 
@@ -96,35 +95,41 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
     """Train the recipe into `model_dir` (or continue the run there); under torchrun, one process
     of a data-parallel run (rank 0 writes the model directory, the others read it).
 
-    Inputs are checked before anything is written; a run that fails before training leaves no
-    new model directory behind.
+    Inputs are checked, the vocabularies trained aside and the model built before anything is
+    written; a run that fails before training leaves no new model directory behind.
     """
     model_dir = Path(model_dir)
     train_src, train_tgt, valid_src, valid_tgt = check_inputs(recipe, model_dir, resume, overwrite)
     cfg = recipe.training
     world, device = setup(cfg.device)
     say = tqdm.write if world.is_main else (lambda _: None)
-    created = not model_dir.exists()
-    try:
-        if not world.is_main:  # rank 0 first (vocabularies, Arrow cache), then the others
-            barrier(world)
-        if resume:
-            src_vocab, tgt_vocab = _saved_vocabs(recipe, model_dir)
-        elif world.is_main:
-            src_vocab, tgt_vocab = _new_vocabs(train_src, train_tgt, model_dir, recipe, overwrite)
-        else:
-            src_vocab, tgt_vocab = load_vocabs(model_dir, recipe.vocab.joint)
-        corpus = load_corpus(train_src, train_tgt, src_vocab, tgt_vocab, recipe.data,
-                             copy=recipe.model.copy, check=False)  # check_inputs compared them
-        if world.is_main:
-            barrier(world)
-    except UserError:
-        if created and world.is_main:
-            shutil.rmtree(model_dir, ignore_errors=True)
-        raise
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed + world.rank)
+    created = not model_dir.exists()
+    try:
+        with tempfile.TemporaryDirectory(prefix="seq2seq-vocab-") as staging:
+            if not world.is_main:  # rank 0 first (vocabularies, Arrow cache), then the others
+                barrier(world)
+            if resume:
+                src_vocab, tgt_vocab = _saved_vocabs(recipe, model_dir)
+            elif world.is_main:
+                src_vocab, tgt_vocab = build_vocabs(train_src, train_tgt, Path(staging), recipe.vocab)
+            else:
+                src_vocab, tgt_vocab = load_vocabs(model_dir, recipe.vocab.joint)
+            corpus = load_corpus(train_src, train_tgt, src_vocab, tgt_vocab, recipe.data,
+                                 copy=recipe.model.copy, check=False)  # check_inputs compared them
+            model = build_model(recipe.model, len(src_vocab), len(tgt_vocab), cfg.teacher_forcing)
+            if world.is_main and not resume:
+                src_vocab, tgt_vocab = _install_vocabs(Path(staging), model_dir, recipe, overwrite)
+            if world.is_main:
+                save_meta(model_dir, recipe, len(src_vocab), len(tgt_vocab), recipe.task)
+                barrier(world)
+    except BaseException:
+        if created and world.is_main:
+            shutil.rmtree(model_dir, ignore_errors=True)
+        raise
+    model = model.to(device)
     stats = corpus.stats()
     say(f"data: {stats['used']} of {stats['pairs']} training pairs used; "
         f"{stats['empty_skipped']} empty skipped, {stats['too_long_skipped']} too long skipped, "
@@ -135,10 +140,6 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
             f"({cuts['src_pieces_cut']} pieces dropped), {cuts['tgt_truncated']} targets cut to "
             f"{recipe.data.target_limit} ({cuts['tgt_pieces_cut']} dropped)")
     valid = _validation(recipe, valid_src, valid_tgt, src_vocab, tgt_vocab)
-    if world.is_main:
-        save_meta(model_dir, recipe, len(src_vocab), len(tgt_vocab), recipe.task)
-
-    model = build_model(recipe.model, len(src_vocab), len(tgt_vocab), cfg.teacher_forcing).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     ranks = f" x {world.size} processes" if world.distributed else ""
     say(f"model: {n_params / 1e6:.2f}M parameters on {device}{ranks}")
