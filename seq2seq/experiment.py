@@ -16,17 +16,20 @@ from seq2seq.batch import collate
 from seq2seq.data import check_no_empty_pairs, check_parallel, encode_pairs, load_corpus, read_lines
 from seq2seq.distributed import barrier, setup
 from seq2seq.errors import UserError
+from seq2seq.hub import hub_files, uses_hub
 from seq2seq.model import build_model
 from seq2seq.trainer import Trainer, Validation
 from seq2seq.vocab import build_vocabs, load_vocabs
 
-OWNED = ("meta.json", "recipe.json", "best.safetensors", "train_log.jsonl", "steps.jsonl", "spm.model",
+OWNED = ("meta.json", "recipe.json", "best.safetensors", "train_log.jsonl", "steps.jsonl", "curves.png", "spm.model",
          "spm.vocab", "spm_src.model", "spm_src.vocab", "spm_tgt.model", "spm_tgt.vocab", "checkpoints")
 
 
 def data_files(recipe: Recipe, prefix: str) -> tuple[Path, Path]:
     """The source and target files of a split; a missing one is named with what to put there."""
     d = recipe.data
+    if uses_hub(d):  # data.hub: the split is written into data.dir from a data set by name first
+        return hub_files(d, prefix)
     files = Path(d.dir) / f"{prefix}.{d.src}", Path(d.dir) / f"{prefix}.{d.tgt}"
     for f in files:
         if not f.is_file():
@@ -154,13 +157,11 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
 
 
 def _validation(recipe: Recipe, valid_src: Path, valid_tgt: Path, src_vocab, tgt_vocab) -> Validation:
-    """Validation ids (extended with copy), sources cut to data.max_source_length if set."""
+    """Validation ids (extended with copy, from the cut source), sides cut to
+    data.max_source_length / max_target_length if set."""
     vs, vt = read_lines(valid_src), read_lines(valid_tgt)
-    src, tgt, oovs = encode_pairs(src_vocab, tgt_vocab, vs, vt, recipe.model.copy)
-    if recipe.data.max_source_length:
-        src = [s[:recipe.data.source_limit] for s in src]
-    if recipe.data.max_target_length:
-        tgt = [t[:recipe.data.target_limit] for t in tgt]
+    src, tgt, oovs, _ = encode_pairs(src_vocab, tgt_vocab, vs, vt, recipe.model.copy,
+                                     recipe.data.max_source_length, recipe.data.max_target_length)
     return Validation(src, tgt, vt, oovs)
 
 
