@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from tqdm import tqdm
 
-from seq2seq.config import DecodingConfig
 from seq2seq.batch import collate
+from seq2seq.config import DecodingConfig
 from seq2seq.device import autocast
 from seq2seq.search import Hypothesis, beam_search, greedy_search, max_lengths
 

@@ -3,7 +3,9 @@
 A model for search has
     encode(src (B, S), lengths (B,)) -> (memory, state)    memory/state have .select(index)
     step(prev (B,), memory, state) -> (log_probs (B, V), weights (B, S), state)
-Each sentence stops at its own maximum length, so results do not depend on the batch.
+Each sentence stops at its own maximum length, so results do not depend on the batch. At that
+length a hypothesis may only end, and pays the model's own log P(EOS) for it (fairseq's rule), so
+every score is the log-probability of its tokens and EOS (divided by the length penalty in beam).
 
 Options for summarisation (all off by default): `min_length` keeps EOS out before that many
 tokens; `no_repeat_ngram_size` n never lets a hypothesis repeat an n-gram it already holds (the
@@ -23,7 +25,7 @@ from seq2seq.vocab import BOS, EOS
 @dataclass
 class Hypothesis:
     tokens: list[int]  # without BOS and EOS
-    score: float  # log-probability (beam: divided by the length penalty)
+    score: float  # log-probability, EOS included (beam: divided by the length penalty)
     attention: torch.Tensor | None = None  # (len(tokens) + 1, S), the EOS step included
 
 
@@ -69,11 +71,15 @@ def coverage_penalty(coverage: torch.Tensor, src_lengths: torch.Tensor, beta: fl
     return beta * terms.sum(-1)
 
 
-def _force_eos(log_probs: torch.Tensor, over: torch.Tensor) -> torch.Tensor:
-    """Where `over` (rows) is True only EOS may follow; log_probs (..., V)."""
+def _end_rules(log_probs: torch.Tensor, t: int, min_length: int, over: torch.Tensor) -> torch.Tensor:
+    """No EOS before `min_length` tokens; where `over` (rows at their length limit) is True only
+    EOS may follow, at the model's own log-probability (as fairseq does), so a hypothesis cut at
+    its limit pays log P(EOS) like one that ended by itself. log_probs (..., V), over (...)."""
+    eos = log_probs[..., EOS]  # the model's, before min_length blocking: the limit wins
+    log_probs = _block_eos(log_probs, t, min_length)
     if bool(over.any()):
         forced = torch.full_like(log_probs, float("-inf"))
-        forced[..., EOS] = 0.0
+        forced[..., EOS] = eos
         log_probs = torch.where(over.unsqueeze(-1), forced, log_probs)
     return log_probs
 
@@ -96,7 +102,7 @@ def greedy_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: 
         log_probs, weights, state = model.step(prev, memory, state)
         if no_repeat_ngram_size and t:
             log_probs = block_repeats(log_probs, history[:, :t], no_repeat_ngram_size)
-        log_probs = _force_eos(_block_eos(log_probs, t, min_length), max_len <= t)
+        log_probs = _end_rules(log_probs, t, min_length, max_len <= t)
         best, prev = log_probs.max(-1)
         score += torch.where(finished, torch.zeros_like(best), best)
         prev = torch.where(finished, torch.full_like(prev, EOS), prev)
@@ -153,8 +159,8 @@ def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: to
         V = log_probs.size(-1)
         if no_repeat_ngram_size and t:
             log_probs = block_repeats(log_probs, alive_tokens.reshape(B * K, t), no_repeat_ngram_size)
-        log_probs = _block_eos(log_probs.view(B, K, V), t, min_length)
-        log_probs = _force_eos(log_probs, (max_len <= t).unsqueeze(1).expand(B, K))
+        log_probs = _end_rules(log_probs.view(B, K, V), t, min_length,
+                               (max_len <= t).unsqueeze(1).expand(B, K))
         cand = (alive.unsqueeze(-1) + log_probs).view(B, K * V)
         top_scores, top_index = cand.topk(min(2 * K, K * V), dim=-1)  # (B, 2K)
         beam, token = top_index // V, top_index % V

@@ -34,6 +34,17 @@ SCRIPTS = [
 ]
 
 
+# One sentence whose maximum length (2) cuts its most probable prefix 'w1 w1' (0.54), where EOS is
+# unlikely (0.05): ended at the limit it is worth 0.027, less than 'w2' (0.24), which ends by itself.
+LIMITED = [{
+    (): {W1: 0.6, W2: 0.4},
+    (W1,): {W1: 0.9, EOS: 0.1},  # w1 EOS: 0.06
+    (W2,): {EOS: 0.6, W1: 0.4},  # w2 EOS: 0.24
+    (W1, W1): {W1: 0.95, EOS: 0.05},  # w1 w1 EOS (forced): 0.027
+    (W2, W1): {W1: 0.8, EOS: 0.2},  # w2 w1 EOS (forced): 0.032
+}]
+
+
 class Rows:
     """A memory or state: one tensor whose rows follow `select`."""
 
@@ -89,9 +100,40 @@ def test_beam_without_length_penalty():
     hyps = run_beam(alpha=0.0)
     assert [h.tokens for h in hyps[0]] == [[W1], [W2, W1]]
     assert [h.score for h in hyps[0]] == pytest.approx([math.log(0.30), math.log(0.288)], rel=1e-6)
-    # sentence 1 is cut at its maximum length; the forced EOS costs nothing
+    # sentence 1 is cut at its maximum length; the forced EOS costs the model's P(EOS)
     assert [h.tokens for h in hyps[1]] == [[W1, W1], [W1, W2]]
-    assert [h.score for h in hyps[1]] == pytest.approx([math.log(0.81), math.log(0.063)], rel=1e-6)
+    assert [h.score for h in hyps[1]] == pytest.approx([math.log(0.81 * 0.04), math.log(0.063 * 0.1)],
+                                                       rel=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_forced_eos_pays_its_probability_in_beam(alpha):
+    """fairseq's rule at the length limit: every token but EOS gets -inf, EOS keeps its own
+    log-probability. 'w1 w1' (0.54 before EOS) ends at 0.027 and falls behind 'w2' (0.24) and
+    'w2 w1' (0.032); with a forced EOS that cost nothing 'w1 w1' came first."""
+    hyps = beam_search(ScriptedModel(LIMITED), torch.full((1, 6), 7), torch.tensor([6]),
+                       torch.tensor([2]), beam_size=2, alpha=alpha, nbest=2)[0]
+    assert [h.tokens for h in hyps] == [[W2], [W2, W1]]
+    assert [h.score for h in hyps] == pytest.approx(
+        [math.log(0.24) / lp(2, alpha), math.log(0.032) / lp(3, alpha)], rel=1e-6)
+
+
+def test_length_limit_wins_over_min_length():
+    """min_length beyond the limit: the limit still ends each hypothesis, at its own P(EOS)."""
+    src, lengths, limit = torch.full((1, 6), 7), torch.tensor([6]), torch.tensor([2])
+    greedy = greedy_search(ScriptedModel(LIMITED), src, lengths, limit, min_length=5)[0][0]
+    assert greedy.tokens == [W1, W1] and greedy.score == pytest.approx(math.log(0.027), rel=1e-6)
+    beam = beam_search(ScriptedModel(LIMITED), src, lengths, limit, beam_size=2, alpha=0.0, nbest=2,
+                       min_length=5)[0]
+    assert [h.tokens for h in beam] == [[W2, W1], [W1, W1]]  # 'w2' may not end at step 1 now
+    assert [h.score for h in beam] == pytest.approx([math.log(0.032), math.log(0.027)], rel=1e-6)
+
+
+def test_forced_eos_pays_its_probability_in_greedy():
+    hyps = greedy_search(ScriptedModel(LIMITED), torch.full((1, 6), 7), torch.tensor([6]),
+                         torch.tensor([2]))
+    assert hyps[0][0].tokens == [W1, W1]  # the argmax path, cut at its limit
+    assert hyps[0][0].score == pytest.approx(math.log(0.6 * 0.9 * 0.05), rel=1e-6)  # a log-probability
 
 
 def test_beam_with_length_penalty_prefers_longer():
@@ -101,7 +143,7 @@ def test_beam_with_length_penalty_prefers_longer():
         [math.log(0.288) / lp(3, 1.0), math.log(0.30) / lp(2, 1.0)], rel=1e-6)
     assert [h.tokens for h in hyps[1]] == [[W1, W1], [W1, W2]]
     assert [h.score for h in hyps[1]] == pytest.approx(
-        [math.log(0.81) / lp(3, 1.0), math.log(0.063) / lp(3, 1.0)], rel=1e-6)
+        [math.log(0.81 * 0.04) / lp(3, 1.0), math.log(0.063 * 0.1) / lp(3, 1.0)], rel=1e-6)
 
 
 @pytest.mark.parametrize("alpha", [0.0, 1.0, 2.0])
@@ -128,7 +170,7 @@ def test_max_length_forces_eos():
     assert free[1][0].score == pytest.approx(math.log(0.9 ** 3), rel=1e-6)
     assert free[0] == run_beam(alpha=0.0)[0]  # the other sentence does not notice
     cut = run_beam(alpha=0.0, nbest=1, max_len=(10, 0))
-    assert cut[1][0].tokens == [] and cut[1][0].score == 0.0
+    assert cut[1][0].tokens == [] and cut[1][0].score == pytest.approx(math.log(0.03), rel=1e-6)
 
 
 def test_beam_attention_follows_each_hypothesis():
@@ -145,7 +187,7 @@ def test_greedy_on_scripted_model():
     hyps = greedy_search(model, torch.full((2, 6), 7), torch.tensor([6, 3]), torch.tensor([10, 2]),
                          return_attention=True)
     assert [h[0].tokens for h in hyps] == [[W1], [W1, W1]]
-    assert [h[0].score for h in hyps] == pytest.approx([math.log(0.3), math.log(0.81)], rel=1e-6)
+    assert [h[0].score for h in hyps] == pytest.approx([math.log(0.3), math.log(0.81 * 0.04)], rel=1e-6)
     assert hyps[0][0].attention.argmax(-1).tolist() == [BOS % 6, W1 % 6]
     assert hyps[1][0].attention.shape == (3, 3)
 
@@ -184,6 +226,26 @@ def test_beam_one_equals_greedy_on_random_model(random_model):
     assert [h[0].score for h in beam] == pytest.approx([h[0].score for h in greedy], abs=1e-4)
     lengths = {len(h[0].tokens) for h in greedy}
     assert len(lengths) > 1  # not every sentence runs to its limit: the test sees EOS decisions
+
+
+@pytest.mark.parametrize("beam", [1, 4])
+def test_score_is_the_teacher_forced_log_probability(random_model, beam):
+    """Hypothesis.score (alpha 0) is log P(tokens, EOS | source), also for hypotheses cut at
+    their length limit: the model's own loss computation says so, for every n-best entry."""
+    from seq2seq.batch import collate
+    batch = collate(SOURCES)
+    limit = max_lengths(batch.src_lengths, 0.5, 1)  # tight: some hypotheses end at the limit
+    hyps = beam_search(random_model, batch.src, batch.src_lengths, limit, beam_size=beam, alpha=0.0,
+                       nbest=beam)
+    pairs = [(src, h) for src, hs in zip(SOURCES, hyps) for h in hs]
+    assert len(pairs) == beam * len(SOURCES)
+    assert any(len(h.tokens) == int(m) for hs, m in zip(hyps, limit) for h in hs)
+    forced = collate([src for src, _ in pairs], [h.tokens for _, h in pairs])
+    with torch.no_grad():
+        log_probs = torch.log_softmax(random_model(forced)[0].float(), -1)  # (N, T, V)
+    picked = log_probs.gather(-1, forced.tgt_out.unsqueeze(-1)).squeeze(-1)
+    expected = picked.masked_fill(forced.tgt_out == 0, 0.0).sum(-1)
+    assert [h.score for _, h in pairs] == pytest.approx(expected.tolist(), abs=1e-4)
 
 
 @pytest.mark.parametrize("beam", [1, 5])
