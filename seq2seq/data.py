@@ -130,12 +130,29 @@ class Corpus:
                 "truncated": int((status == TRUNCATED).sum())}
 
     def cuts(self) -> dict[str, int]:
-        """What truncation removed: sentences cut and pieces cut, per side."""
+        """What truncation removed from the pairs used: sentences cut and pieces cut, per side."""
+        truncated = np.asarray(self.table["status"]) == TRUNCATED  # (skipped pairs are not cut)
         out = {}
         for side in ("src", "tgt"):
-            cut = np.asarray(self.table[f"{side}_cut"])
+            cut = np.asarray(self.table[f"{side}_cut"])[truncated]
             out[f"{side}_truncated"], out[f"{side}_pieces_cut"] = int((cut > 0).sum()), int(cut.sum())
         return out
+
+    def report(self, cfg: DataConfig) -> list[str]:
+        """The start-up lines: pairs used, skipped and cut, with the limits that applied."""
+        s, src_limit, tgt_limit = self.stats(), cfg.source_limit, cfg.target_limit
+        limits = (f"{src_limit} pieces" if src_limit == tgt_limit else
+                  f"{src_limit} source / {tgt_limit} target pieces")
+        skip = cfg.long_lines == "skip"
+        lines = [f"data: {s['used']} of {s['pairs']} training pairs used; {s['empty_skipped']} empty "
+                 f"skipped, {s['too_long_skipped']} too long skipped{f' (over {limits})' if skip else ''}, "
+                 f"{s['truncated']} truncated{'' if skip else f' to {limits}'}"]
+        if s["truncated"]:
+            c = self.cuts()
+            lines.append(f"data: {c['src_truncated']} sources cut to {src_limit} pieces "
+                         f"({c['src_pieces_cut']} pieces dropped), {c['tgt_truncated']} targets cut to "
+                         f"{tgt_limit} ({c['tgt_pieces_cut']} dropped)")
+        return lines
 
     def pairs(self, indices) -> tuple[list[list[int]], list[list[int]]]:
         rows = self.table[list(map(int, indices))]

@@ -133,15 +133,8 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
             shutil.rmtree(model_dir, ignore_errors=True)
         raise
     model = model.to(device)
-    stats = corpus.stats()
-    say(f"data: {stats['used']} of {stats['pairs']} training pairs used; "
-        f"{stats['empty_skipped']} empty skipped, {stats['too_long_skipped']} too long skipped, "
-        f"{stats['truncated']} truncated to {recipe.data.max_length} tokens")
-    if recipe.data.max_source_length or recipe.data.max_target_length:
-        cuts = corpus.cuts()
-        say(f"data: {cuts['src_truncated']} sources cut to {recipe.data.source_limit} pieces "
-            f"({cuts['src_pieces_cut']} pieces dropped), {cuts['tgt_truncated']} targets cut to "
-            f"{recipe.data.target_limit} ({cuts['tgt_pieces_cut']} dropped)")
+    for line in corpus.report(recipe.data):
+        say(line)
     valid = _validation(recipe, valid_src, valid_tgt, src_vocab, tgt_vocab)
     n_params = sum(p.numel() for p in model.parameters())
     ranks = f" x {world.size} processes" if world.distributed else ""

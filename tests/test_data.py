@@ -175,3 +175,50 @@ def test_corpus_cache_follows_file_changes(tmp_path, char_vocab):
     second = load_corpus(src, tgt, char_vocab, char_vocab, DataConfig())
     assert first.pairs([0])[0] != second.pairs([0])[0]
     assert second.pairs([0])[0] == char_vocab.encode(["fgh"])
+
+
+# ---------------------------------------------------------------- what was cut, reported
+
+
+LONG_SRC = ["abc", "abcdefgh", "ab", "a"]  # pieces: 4, 9, 3, 2
+LONG_TGT = ["cba", "hg", "abcdefgh", "abcdef"]  # pieces: 4, 3, 9, 7
+
+
+@pytest.mark.parametrize("long_lines", ["truncate", "skip"])
+def test_cut_counts_and_report_name_the_limits_that_applied(tmp_path, char_vocab, long_lines):
+    """max_source_length 3 (not max_length 8) cuts sources; max_length cuts targets. Skipped
+    pairs are not counted as cut."""
+    src, tgt = corpus_files(tmp_path, LONG_SRC, LONG_TGT)
+    cfg = DataConfig(max_length=8, max_source_length=3, long_lines=long_lines)
+    corpus = load_corpus(src, tgt, char_vocab, char_vocab, cfg)
+    lines = corpus.report(cfg)
+    if long_lines == "truncate":
+        assert corpus.cuts() == {"src_truncated": 2, "src_pieces_cut": 1 + 6, "tgt_truncated": 1,
+                                 "tgt_pieces_cut": 1}
+        assert lines == ["data: 4 of 4 training pairs used; 0 empty skipped, 0 too long skipped, "
+                         "3 truncated to 3 source / 8 target pieces",
+                         "data: 2 sources cut to 3 pieces (7 pieces dropped), 1 targets cut to 8 "
+                         "(1 dropped)"]
+    else:
+        assert corpus.cuts() == {"src_truncated": 0, "src_pieces_cut": 0, "tgt_truncated": 0,
+                                 "tgt_pieces_cut": 0}
+        assert lines == ["data: 1 of 4 training pairs used; 0 empty skipped, 3 too long skipped "
+                         "(over 3 source / 8 target pieces), 0 truncated"]
+
+
+def test_training_reports_the_limits_that_applied(tmp_path, make_tiny_recipe, capsys):
+    from seq2seq.config import recipe_from_dict
+    from seq2seq.experiment import train
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "valid"):
+        write_lines(data / f"{split}.src", LONG_SRC * 4)
+        write_lines(data / f"{split}.tgt", LONG_TGT * 4)
+    recipe = make_tiny_recipe(data)
+    recipe["data"].update(max_length=8, max_source_length=3)
+    recipe["training"].update(max_steps=1)
+    train(recipe_from_dict(recipe), tmp_path / "m")
+    out = capsys.readouterr().out
+    assert "12 truncated to 3 source / 8 target pieces\n" in out
+    assert "data: 8 sources cut to 3 pieces (28 pieces dropped), 4 targets cut to 8 (4 dropped)\n" in out
