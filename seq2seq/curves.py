@@ -95,8 +95,9 @@ def _xy(series: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
 
 
-def _draw_run(axes, run: Run, color, label: str, many: bool) -> None:
-    """One run on the three panels (loss, score, learning rate) in one colour."""
+def _draw_run(axes, run: Run, color, label: str, tag_score: bool) -> None:
+    """One run on the three panels (loss, score, learning rate) in one colour; `label` prefixes
+    the loss lines, `tag_score` names the score (runs with different ones share the panel)."""
     loss, score, rate = axes
     x, y = _xy(run.train)
     if len(y):
@@ -113,7 +114,7 @@ def _draw_run(axes, run: Run, color, label: str, many: bool) -> None:
                   label=f"{label}validation")
     x, y = _xy(run.score)
     if len(y):
-        tag = f" ({run.score_name})" if many else ""
+        tag = f" ({run.score_name})" if tag_score else ""
         score.plot(x, y, color=color, marker="o", markersize=3.5, label=f"{run.name}{tag}")
         best = int(np.argmax(y))
         score.plot([x[best]], [y[best]], color=color, marker="*", markersize=11, linestyle="none")
@@ -134,11 +135,11 @@ def plot_runs(runs: list[Run], path: str | Path, title: str = "") -> None:
     axes = fig.subplots(3, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2, 1.4]})
     many = len(runs) > 1
     colors = [f"C{i % 10}" for i in range(len(runs))]
+    names = {r.score_name for r in runs if r.score_name}
     for run, color in zip(runs, colors):
-        _draw_run(axes, run, color, f"{run.name}: " if many else "", many)
+        _draw_run(axes, run, color, f"{run.name}: " if many else "", len(names) > 1)
     loss, score, rate = axes
     loss.set_ylabel("loss per target token")
-    names = {r.score_name for r in runs if r.score_name}
     score.set_ylabel(names.pop() if len(names) == 1 else "validation score")
     rate.set_ylabel("learning rate")
     rate.set_xlabel("step (update)")
