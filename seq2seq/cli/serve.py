@@ -1,9 +1,9 @@
-"""seq2seq-serve MODEL_DIR [MODEL_DIR ...] [--host 127.0.0.1] [--port 8080] [--batch-wait-ms MS]
+"""seq2seq-serve [NAME=]MODEL_DIR [...] [--host 127.0.0.1] [--port 8080] [--batch-wait-ms MS]
 [--max-batch-sentences N] [--max-sentences N] [--max-chars N] [--max-beam-size N]
 
 Serves the models over HTTP (the JSON API and the page of seq2seq/serve/app.py) under uvicorn.
 Needs the serve extra: pip install -e ".[serve]". Each model is named by its directory (by as
-many trailing path parts as it takes to tell two apart).
+many trailing path parts as it takes to tell two apart), or as NAME=MODEL_DIR.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ def parser() -> ArgumentParser:
     p = ArgumentParser(prog="seq2seq-serve",
                        description="Serve models over HTTP: a JSON API and a page with attention.")
     p.add_argument("model_dirs", nargs="+", metavar="MODEL_DIR",
-                   help="model directories (translation or summarisation, as meta.json says)")
+                   help="model directories (translation or summarisation, as meta.json says), "
+                        "each optionally as NAME=MODEL_DIR to name it in requests")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8080, help="port to listen on (0: any free port)")
@@ -32,16 +33,22 @@ def parser() -> ArgumentParser:
     return p
 
 
-def model_names(dirs: list[str]) -> list[str]:
-    """Each directory's name: its last path part, or as many as it takes to tell them apart."""
-    paths = [Path(d).resolve() for d in dirs]
+def named_dirs(args: list[str]) -> list[tuple[str, str]]:
+    """(name, directory) for each MODEL_DIR or NAME=MODEL_DIR argument. A bare directory is named
+    by its last path part, or by as many trailing parts as it takes to tell two apart."""
+    pairs = [arg.split("=", 1) if "=" in arg and not Path(arg).exists() else [None, arg]
+             for arg in args]
+    paths = [Path(d).resolve() for _, d in pairs]
     if len(set(paths)) < len(paths):
-        raise UserError(f"MODEL_DIR: a directory is given twice ({' '.join(dirs)})")
+        raise UserError(f"MODEL_DIR: a directory is given twice ({' '.join(args)})")
     depth = 1
     while True:
-        names = ["/".join(p.parts[-depth:]) for p in paths]
+        names = [name or "/".join(p.parts[-depth:]) for (name, _), p in zip(pairs, paths)]
         if len(set(names)) == len(names):
-            return names
+            return [(name, d) for name, (_, d) in zip(names, pairs)]
+        if depth > max(len(p.parts) for p in paths):
+            raise UserError(f"MODEL_DIR: two models are named alike ({', '.join(names)}); "
+                            "name them apart as NAME=MODEL_DIR")
         depth += 1
 
 
@@ -69,11 +76,11 @@ def main(argv) -> int:
         raise UserError(f"seq2seq-serve needs the serve extra ({e.name} is not installed): "
                         "pip install -e \".[serve]\"") from None
     from seq2seq.serve.engine import Engine
-    for d in args.model_dirs:
+    models = named_dirs(args.model_dirs)
+    for _, d in models:
         if not Path(d).is_dir():
             raise UserError(f"{d}: not a model directory (no such directory)")
-    engines = [Engine.load(d, name, args.device, args.weights)
-               for d, name in zip(args.model_dirs, model_names(args.model_dirs))]
+    engines = [Engine.load(d, name, args.device, args.weights) for name, d in models]
     sock = listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"

@@ -90,7 +90,8 @@ def create_app(engines: list[Engine], config: ServeConfig = ServeConfig()) -> St
         data = parse_json(await read_body(request, config.max_body_bytes))
         engine = pick(model_name(data), task)
         req = parse_search(data, config, engine.default_beam)
-        results = await batchers[engine.name].submit(req.text, req.beam_size, req.nbest, req.attention)
+        results = (await batchers[engine.name].submit(req.text, req.beam_size, req.nbest, req.attention)
+                   if req.text else [])
         body = {"model": engine.name, "beam_size": req.beam_size, "nbest": req.nbest,
                 "outputs": [[h["output"] for h in hyps] for hyps in results],
                 "scores": [[h["score"] for h in hyps] for hyps in results]}
@@ -129,6 +130,8 @@ def create_app(engines: list[Engine], config: ServeConfig = ServeConfig()) -> St
               Route("/v1/translate", translate, methods=["POST"]),
               Route("/v1/summarize", summarize, methods=["POST"]),
               Mount("/static", StaticFiles(directory=STATIC), name="static")]
-    return Starlette(routes=routes, lifespan=lifespan,
-                     exception_handlers={RequestError: request_error, HTTPException: http_error,
-                                         Exception: server_error})
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={RequestError: request_error, HTTPException: http_error,
+                                        Exception: server_error})
+    app.state.batchers = batchers  # by model name: their `rounds` count the searches run
+    return app

@@ -57,6 +57,7 @@ async function loadModels() {
 // model copies (1 - p_gen), and a coverage row (attention summed over the output steps).
 function heatmap(att) {
   const table = el("table", "heatmap");
+  table.classList.toggle("vertical", att.source.some((piece) => piece.length > 2));
   const head = table.createTHead().insertRow();
   head.append(el("th", "corner"));
   const sources = att.source.map((piece, i) => {
