@@ -1,4 +1,5 @@
-"""The model directory: safetensors weights, JSON recipe and metadata, sentencepiece models.
+"""The model directory, in one place: its file names, meta.json and its version check, weights,
+checkpoints with the trainer state, and the atomic writes that every file goes through.
 
     MODEL_DIR/
       recipe.json           the resolved recipe (every default written out)
@@ -8,8 +9,9 @@
       checkpoints/step_N/   weights.safetensors, state.safetensors, state.json (for --resume)
       train_log.jsonl       one line per validation
       steps.jsonl           one line per update (loss, tokens, gradient norm)
+      curves.png            learning curves, redrawn at every validation
 
-Nothing here is unpickled: tensors go through safetensors, everything else through JSON. Every
+Every other module names these files through the constants below. Nothing here is unpickled: tensors go through safetensors, everything else through JSON. Every
 file is written to a temporary name, fsynced and renamed, so a crash leaves the old file or the
 new one, never half of one.
 """
@@ -28,7 +30,21 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from seq2seq.config import Recipe, recipe_from_dict, to_dict
 from seq2seq.errors import UserError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # meta.json's format_version; load_meta refuses any other
+
+RECIPE = "recipe.json"
+META = "meta.json"
+BEST = "best.safetensors"
+TRAIN_LOG = "train_log.jsonl"
+STEP_LOG = "steps.jsonl"
+CURVES = "curves.png"
+CHECKPOINTS = "checkpoints"
+VOCAB_JOINT, VOCAB_SRC, VOCAB_TGT = "spm", "spm_src", "spm_tgt"  # sentencepiece prefixes (.model, .vocab)
+AVERAGED = "averaged.safetensors"  # tools/average_checkpoints.py's default output
+WEIGHTS, STATE_TENSORS, STATE_JSON = "weights.safetensors", "state.safetensors", "state.json"  # per step_N
+# what a training run writes, and --overwrite removes (other files in the directory stay)
+WRITTEN_BY_TRAINING = (META, RECIPE, BEST, TRAIN_LOG, STEP_LOG, CURVES, CHECKPOINTS,
+                       *(f"{v}.{ext}" for v in (VOCAB_JOINT, VOCAB_SRC, VOCAB_TGT) for ext in ("model", "vocab")))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -75,8 +91,8 @@ def read_json(path: Path):
 def save_meta(model_dir: Path, recipe: Recipe, src_vocab_size: int, tgt_vocab_size: int,
               task: str = "translation") -> None:
     model_dir.mkdir(parents=True, exist_ok=True)
-    write_json(model_dir / "recipe.json", to_dict(recipe))
-    write_json(model_dir / "meta.json", {"format_version": FORMAT_VERSION, "task": task,
+    write_json(model_dir / RECIPE, to_dict(recipe))
+    write_json(model_dir / META, {"format_version": FORMAT_VERSION, "task": task,
                                           "src_vocab_size": src_vocab_size,
                                           "tgt_vocab_size": tgt_vocab_size})
 
@@ -84,7 +100,7 @@ def save_meta(model_dir: Path, recipe: Recipe, src_vocab_size: int, tgt_vocab_si
 def load_meta(model_dir: Path) -> tuple[Recipe, dict]:
     if not model_dir.is_dir():
         raise UserError(f"{model_dir}: model directory not found")
-    path = model_dir / "meta.json"
+    path = model_dir / META
     meta = read_json(path)
     if not isinstance(meta, dict) or "format_version" not in meta:
         raise UserError(f"{path}: no format_version; not a seq2seq model directory")
@@ -101,7 +117,7 @@ def load_meta(model_dir: Path) -> tuple[Recipe, dict]:
         size = meta.get(key)
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             raise UserError(f"{path}: {key} is {size!r}; expected a positive integer")
-    recipe = recipe_from_dict(read_json(model_dir / "recipe.json"), str(model_dir / "recipe.json"))
+    recipe = recipe_from_dict(read_json(model_dir / RECIPE), str(model_dir / RECIPE))
     return recipe, meta
 
 
@@ -156,19 +172,29 @@ def _unflatten(obj, tensors: dict):
     return obj
 
 
+def checkpoint_dir(model_dir: Path, step: int) -> Path:
+    """MODEL_DIR/checkpoints/step_N, N zero-padded so that names sort by step."""
+    return model_dir / CHECKPOINTS / f"step_{step:09d}"
+
+
+def checkpoint_step(path: Path) -> int:
+    """The step of a checkpoint folder (the N of step_N)."""
+    return int(path.name.removeprefix("step_"))
+
+
 def save_checkpoint(model_dir: Path, step: int, model: torch.nn.Module, state: dict, keep: int = 2) -> Path:
     """Write checkpoints/step_N (weights + trainer state) atomically; keep the last `keep`."""
-    root = model_dir / "checkpoints"
-    final = root / f"step_{step:09d}"
-    work = root / f".step_{step:09d}.partial"
+    final = checkpoint_dir(model_dir, step)
+    root = final.parent
+    work = root / f".{final.name}.partial"
     for stale in root.glob(".step_*.partial"):  # left by a run killed while saving
         shutil.rmtree(stale, ignore_errors=True)
     work.mkdir(parents=True)
-    save_weights(model, work / "weights.safetensors")
+    save_weights(model, work / WEIGHTS)
     tensors: dict = {}
     skeleton = _flatten(state, "s", tensors)
-    atomic_write(work / "state.safetensors", lambda p: save_file(tensors, str(p)))
-    write_json(work / "state.json", skeleton)
+    atomic_write(work / STATE_TENSORS, lambda p: save_file(tensors, str(p)))
+    write_json(work / STATE_JSON, skeleton)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(work, final)
     _fsync_dir(root)
@@ -178,22 +204,33 @@ def save_checkpoint(model_dir: Path, step: int, model: torch.nn.Module, state: d
 
 
 def list_checkpoints(model_dir: Path) -> list[Path]:
-    return sorted((model_dir / "checkpoints").glob("step_*"), reverse=True)
+    """The checkpoint folders, newest first."""
+    return sorted((model_dir / CHECKPOINTS).glob("step_*"), reverse=True)
 
 
 def load_checkpoint(path: Path, model: torch.nn.Module) -> dict:
     """Load weights into `model` and return the trainer state; UserError if corrupt."""
-    load_weights(model, path / "weights.safetensors")
+    load_weights(model, path / WEIGHTS)
     try:
-        tensors = load_file(str(path / "state.safetensors"))
+        tensors = load_file(str(path / STATE_TENSORS))
     except (SafetensorError, OSError, RuntimeError, ValueError) as e:
-        raise UserError(f"{path / 'state.safetensors'}: corrupt or missing ({e})") from None
+        raise UserError(f"{path / STATE_TENSORS}: corrupt or missing ({e})") from None
     try:
-        return _unflatten(read_json(path / "state.json"), tensors)
+        return _unflatten(read_json(path / STATE_JSON), tensors)
     except (KeyError, TypeError, ValueError) as e:
-        raise UserError(f"{path / 'state.json'}: does not match state.safetensors "
+        raise UserError(f"{path / STATE_JSON}: does not match {STATE_TENSORS} "
                         f"({e.__class__.__name__}: {e})") from None
 
 
 def holds_model(model_dir: Path) -> bool:
-    return (model_dir / "meta.json").exists() or (model_dir / "checkpoints").exists()
+    return (model_dir / META).exists() or (model_dir / CHECKPOINTS).exists()
+
+
+def clear_model_dir(model_dir: Path) -> None:
+    """Remove what an earlier run wrote (--overwrite); other files stay."""
+    for name in WRITTEN_BY_TRAINING:
+        target = model_dir / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()

@@ -25,12 +25,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from tqdm import tqdm
 
-from seq2seq.checkpoint import atomic_write
+from seq2seq.checkpoint import CURVES, STEP_LOG, TRAIN_LOG, atomic_write
 from seq2seq.errors import UserError
 from seq2seq.logs import JsonLines
 
 SCORES = {"bleu": "BLEU", "rougeL": "ROUGE-L F1"}  # validation score key -> axis label
-LOGS = ("steps.jsonl", "train_log.jsonl")
+LOGS = (STEP_LOG, TRAIN_LOG)
 
 
 @dataclass
@@ -69,8 +69,8 @@ def load_run(model_dir: str | Path, name: str | None = None) -> Run:
     if not any((model_dir / log).is_file() for log in LOGS):
         raise UserError(f"{model_dir}: no training logs ({' or '.join(LOGS)}); is it a model directory "
                         "that has trained at least one step?")
-    steps = JsonLines(model_dir / "steps.jsonl").read()
-    validations = JsonLines(model_dir / "train_log.jsonl").read()
+    steps = JsonLines(model_dir / STEP_LOG).read()
+    validations = JsonLines(model_dir / TRAIN_LOG).read()
     run = Run(name or model_dir.resolve().name, train=_series(steps, "loss"),
               valid=_series(validations, "valid_loss"))
     for key, label in SCORES.items():
@@ -174,7 +174,7 @@ def _summary(run: Run) -> str:
 def redraw_curves(model_dir: Path) -> None:
     """Redraw MODEL_DIR/curves.png from its logs. A picture must never stop training: any failure
     is one warning line and training goes on."""
-    path = Path(model_dir) / "curves.png"
+    path = Path(model_dir) / CURVES
     try:
         plot_runs([load_run(model_dir)], path)
     except Exception as e:  # noqa: BLE001 (deliberately broad: see the docstring)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from seq2seq.checkpoint import load_meta
+from seq2seq.checkpoint import BEST, load_meta
 from seq2seq.errors import UserError
 from seq2seq.translator import Translator
 
@@ -22,7 +22,7 @@ class Summarizer(Translator):
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "auto",
-             weights: str | Path = "best.safetensors") -> "Summarizer":
+             weights: str | Path = BEST) -> "Summarizer":
         _, meta = load_meta(Path(model_dir))
         if meta.get("task") != "summarization":
             raise UserError(f"{model_dir}: not a summarisation model (meta.json task is "

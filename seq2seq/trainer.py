@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from seq2seq.checkpoint import load_checkpoint, save_checkpoint, save_weights
+from seq2seq.checkpoint import (BEST, STEP_LOG, TRAIN_LOG, checkpoint_dir, load_checkpoint, save_checkpoint,
+                                save_weights)
 from seq2seq.config import Recipe, TrainingConfig
 from seq2seq.curves import redraw_curves
 from seq2seq.batch import collate
@@ -105,8 +106,8 @@ class Trainer:
         self.optimizer = build_optimizer(model.parameters(), self.cfg)
         self.scheduler = build_scheduler(self.optimizer, self.cfg)
         self.progress = Progress()
-        self.log = JsonLines(model_dir / "train_log.jsonl")  # one line per validation
-        self.step_log = JsonLines(model_dir / "steps.jsonl")  # one line per update
+        self.log = JsonLines(model_dir / TRAIN_LOG)  # one line per validation
+        self.step_log = JsonLines(model_dir / STEP_LOG)  # one line per update
         self.last_checkpoint: Path | None = None  # the newest one saved or resumed from
         self.interrupted: str | None = None  # the signal that stopped training, if one did
         self.train_seconds, self.train_tokens = 0.0, 0  # this process's steps; tokens of all processes
@@ -228,7 +229,7 @@ class Trainer:
         if improved:
             p.best_score, p.bad_validations = result[key], 0
             if self.world.is_main:
-                save_weights(self.model, self.model_dir / "best.safetensors")
+                save_weights(self.model, self.model_dir / BEST)
         else:
             p.bad_validations += 1
         result["best"] = improved
@@ -256,7 +257,7 @@ class Trainer:
             tqdm.write(f"warning: step {self.progress.step}: weights are not finite; no checkpoint saved")
             return
         if not self.world.is_main:
-            self.last_checkpoint = self.model_dir / "checkpoints" / f"step_{self.progress.step:09d}"
+            self.last_checkpoint = checkpoint_dir(self.model_dir, self.progress.step)
             return
         self.last_checkpoint = save_checkpoint(self.model_dir, self.progress.step, self.model,
                                                self.state_dict(), keep=self.cfg.keep_checkpoints)
@@ -344,7 +345,7 @@ class Trainer:
             finally:
                 self.step_log.close()
             self.interrupted = request.signal if reason == "signal" and p.epoch < cfg.epochs else None
-            saved = self.last_checkpoint is not None and self.last_checkpoint.name == f"step_{p.step:09d}"
+            saved = self.last_checkpoint == checkpoint_dir(self.model_dir, p.step)
             validated = bool(p.history) and p.history[-1]["step"] == p.step
             if not self.interrupted and not validated:  # the steps since the last validation
                 self._validation_round()

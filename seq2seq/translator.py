@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from seq2seq.checkpoint import load_meta, load_weights
+from seq2seq.checkpoint import BEST, load_meta, load_weights
 from seq2seq.config import DecodingConfig, Recipe
 from seq2seq.decoding import decode_ids
 from seq2seq.device import resolve_device
@@ -29,7 +29,7 @@ class Translator:
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "auto",
-             weights: str | Path = "best.safetensors") -> "Translator":
+             weights: str | Path = BEST) -> "Translator":
         """`weights`: a bare file name is looked up in the model directory; a path is used as is."""
         model_dir = Path(model_dir)
         recipe, meta = load_meta(model_dir)

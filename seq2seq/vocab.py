@@ -6,6 +6,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 
+from seq2seq.checkpoint import META, VOCAB_JOINT, VOCAB_SRC, VOCAB_TGT
 from seq2seq.config import VocabConfig
 from seq2seq.errors import UserError
 
@@ -67,18 +68,18 @@ def train_sentencepiece(files: list[Path], prefix: Path, cfg: VocabConfig) -> Vo
 def vocab_files(model_dir: Path, joint: bool) -> tuple[Path, Path]:
     """Where the source and target sentencepiece models live in a model directory."""
     if joint:
-        return model_dir / "spm.model", model_dir / "spm.model"
-    return model_dir / "spm_src.model", model_dir / "spm_tgt.model"
+        return model_dir / f"{VOCAB_JOINT}.model", model_dir / f"{VOCAB_JOINT}.model"
+    return model_dir / f"{VOCAB_SRC}.model", model_dir / f"{VOCAB_TGT}.model"
 
 
 def build_vocabs(src_file: Path, tgt_file: Path, model_dir: Path, cfg: VocabConfig) -> tuple[Vocab, Vocab]:
     """Train the recipe's sentencepiece model(s) into the model directory."""
     model_dir.mkdir(parents=True, exist_ok=True)
     if cfg.joint:
-        v = train_sentencepiece([src_file, tgt_file], model_dir / "spm", cfg)
+        v = train_sentencepiece([src_file, tgt_file], model_dir / VOCAB_JOINT, cfg)
         return v, v
-    return (train_sentencepiece([src_file], model_dir / "spm_src", cfg),
-            train_sentencepiece([tgt_file], model_dir / "spm_tgt", cfg))
+    return (train_sentencepiece([src_file], model_dir / VOCAB_SRC, cfg),
+            train_sentencepiece([tgt_file], model_dir / VOCAB_TGT, cfg))
 
 
 def load_vocabs(model_dir: Path, joint: bool, meta: dict | None = None) -> tuple[Vocab, Vocab]:
@@ -88,6 +89,6 @@ def load_vocabs(model_dir: Path, joint: bool, meta: dict | None = None) -> tuple
     vocabs = (v, v) if joint else (v, Vocab(tgt))
     for vocab, key in zip(vocabs, ("src_vocab_size", "tgt_vocab_size")):
         if meta is not None and len(vocab) != meta[key]:
-            raise UserError(f"{vocab.path}: {len(vocab)} pieces, but meta.json says {key} "
+            raise UserError(f"{vocab.path}: {len(vocab)} pieces, but {META} says {key} "
                             f"{meta[key]}; the model directory mixes files of different models")
     return vocabs

@@ -78,7 +78,7 @@ def snapshot(folder) -> dict:
 def test_model_directory_is_safetensors_json_and_sentencepiece(tmp_path, tiny_recipe_dict, monkeypatch):
     train(recipe(tiny_recipe_dict, checkpoint_every=4), tmp_path / "m")
     files = [p for p in (tmp_path / "m").rglob("*") if p.is_file()]
-    assert {p.suffix for p in files} == {".safetensors", ".json", ".jsonl", ".model", ".vocab"}
+    assert {p.suffix for p in files} == {".safetensors", ".json", ".jsonl", ".model", ".vocab", ".png"}
     for p in files:
         if p.suffix == ".safetensors":
             with safe_open(str(p), "pt") as f:

@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from seq2seq.checkpoint import atomic_write, list_checkpoints  # noqa: E402
+from seq2seq.checkpoint import AVERAGED, CHECKPOINTS, WEIGHTS, atomic_write, list_checkpoints  # noqa: E402
 from seq2seq.cli.common import run  # noqa: E402
 from seq2seq.errors import UserError  # noqa: E402
 
@@ -45,15 +45,15 @@ def main(argv) -> int:
     p = argparse.ArgumentParser(prog="average_checkpoints.py", description=__doc__.splitlines()[0])
     p.add_argument("model_dir", type=Path)
     p.add_argument("--last", type=int, default=2, help="how many of the newest checkpoints (default 2)")
-    p.add_argument("--output", type=Path, help="default: MODEL_DIR/averaged.safetensors")
+    p.add_argument("--output", type=Path, help=f"default: MODEL_DIR/{AVERAGED}")
     args = p.parse_args(argv)
     if args.last < 1:
         raise UserError(f"--last must be at least 1, not {args.last}")
     found = list_checkpoints(args.model_dir)
     if len(found) < args.last:
-        raise UserError(f"{args.model_dir / 'checkpoints'}: {len(found)} checkpoint(s), {args.last} asked for")
-    files = [c / "weights.safetensors" for c in found[:args.last]]
-    out = args.output or args.model_dir / "averaged.safetensors"
+        raise UserError(f"{args.model_dir / CHECKPOINTS}: {len(found)} checkpoint(s), {args.last} asked for")
+    files = [c / WEIGHTS for c in found[:args.last]]
+    out = args.output or args.model_dir / AVERAGED
     if out.resolve() in [f.resolve() for f in files]:
         raise UserError(f"{out}: is one of the inputs; choose another --output")
     averaged = average(files)

@@ -7,6 +7,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from seq2seq.checkpoint import BEST
 from seq2seq.errors import UserError
 
 
@@ -76,7 +77,7 @@ def write_output(lines: list[str], path: str | None) -> None:
 def add_model_options(p) -> None:
     """The options every command that loads a model directory shares."""
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--weights", default="best.safetensors",
+    p.add_argument("--weights", default=BEST,
                    help="weights file: a name in MODEL_DIR or a path (e.g. an averaged checkpoint)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 

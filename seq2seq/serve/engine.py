@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from seq2seq.batch import collate
-from seq2seq.checkpoint import load_meta
+from seq2seq.checkpoint import BEST, load_meta
 from seq2seq.summarizer import Summarizer
 from seq2seq.translator import Translator
 from seq2seq.vocab import UNK, Vocab
@@ -43,7 +43,7 @@ class Engine:
 
     @classmethod
     def load(cls, model_dir: str | Path, name: str | None = None, device: str = "auto",
-             weights: str | Path = "best.safetensors") -> "Engine":
+             weights: str | Path = BEST) -> "Engine":
         _, meta = load_meta(Path(model_dir))
         task = meta.get("task", "translation")
         return cls(name or Path(model_dir).name, task, TASKS[task].load(model_dir, device, weights))
