@@ -77,21 +77,25 @@ def extend_targets(vocab: Vocab, lines: list[str], oovs: list[list[str]]) -> lis
 
 
 def decode_extended(vocab: Vocab, ids: list[list[int]], oovs: list[list[str]] | None) -> list[str]:
-    """Id lists (extended ids allowed) -> text; an extended id becomes its source text, an id
-    beyond its sentence's extras becomes UNK. oovs None (no copy): plain decoding."""
+    """Id lists (extended ids allowed) -> text; an extended id becomes its source text. An id
+    beyond its sentence's extras is UNK, and UNK is written as Vocab.decode writes it: '⁇', a
+    word of its own. oovs None (no copy): plain decoding."""
     if oovs is None:
         return vocab.decode(ids)
     size, out = len(vocab), []
     for seq, known in zip(ids, oovs):
+        seq = [i if i < size + len(known) else UNK for i in seq]
         if all(i < size for i in seq):
             out.extend(vocab.decode([seq]))
             continue
         pieces = []
         for i in seq:
-            if i >= size:  # decode_pieces passes unknown pieces through as they are
-                pieces.append(known[i - size].replace("\u2581", " ") if i - size < len(known)
-                              else vocab.sp.id_to_piece(UNK))
-            elif i > EOS:
+            if i >= size:  # decode_pieces writes a piece it does not know as it is, so its '▁'
+                # (a space before it) becomes one here, except at the start, as sentencepiece does
+                piece = known[i - size]
+                piece = piece.removeprefix("\u2581") if not pieces else piece
+                pieces.append(piece.replace("\u2581", " "))
+            elif i > EOS or i == UNK:
                 pieces.append(vocab.sp.id_to_piece(i))
-        out.append(vocab.sp.decode_pieces(pieces))
+        out.append(vocab.decode_pieces(pieces))
     return out

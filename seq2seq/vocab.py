@@ -35,10 +35,23 @@ class Vocab:
         return self.sp.encode(lines)
 
     def decode(self, ids: list[list[int]]) -> list[str]:
-        return self.sp.decode([[i for i in seq if i > EOS] for seq in ids])
+        """Id lists -> text. PAD, BOS and EOS are dropped; UNK is written as sentencepiece writes
+        it, '⁇' (U+2047), a word of its own: one space either side, none at the line's ends."""
+        ids = [[i for i in seq if i > EOS or i == UNK] for seq in ids]
+        return [_unk_apart(t) if UNK in seq else t for seq, t in zip(ids, self.sp.decode(ids))]
+
+    def decode_pieces(self, pieces: list[str]) -> str:
+        """Pieces -> text; a piece outside the vocabulary is written as it is, UNK as in decode."""
+        text = self.sp.decode_pieces(pieces)
+        return _unk_apart(text) if self.sp.id_to_piece(UNK) in pieces else text
 
     def pieces(self, ids: list[int]) -> list[str]:
         return [self.sp.id_to_piece(i) for i in ids]
+
+
+def _unk_apart(text: str) -> str:
+    """sentencepiece writes UNK as ' ⁇ ' (spaces included): single spaces, none at the ends."""
+    return " ".join(text.split())
 
 
 def train_sentencepiece(files: list[Path], prefix: Path, cfg: VocabConfig) -> Vocab:

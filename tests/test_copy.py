@@ -43,6 +43,49 @@ def test_decode_without_extended_ids_equals_plain_decode(char_vocab):
     assert decode_extended(char_vocab, [ids[1] + [V + 3]], [["Q"]])[0].startswith("h")
 
 
+@pytest.fixture(scope="module")
+def word_vocab(tmp_path_factory):
+    """A word-level sentencepiece model: an unknown word is one UNK piece, '▁Zürich'."""
+    from seq2seq.config import VocabConfig
+    from seq2seq.vocab import train_sentencepiece
+
+    folder = tmp_path_factory.mktemp("word_vocab")
+    (folder / "text.txt").write_text("the city is big\na town is small\nthe town is old\n" * 20,
+                                     encoding="utf-8")
+    return train_sentencepiece([folder / "text.txt"], folder / "spm", VocabConfig(model_type="word", size=30))
+
+
+@pytest.mark.parametrize("line", ["Zürich is big", "the town is Zürich", "the Zürich Zürich is Bern"])
+def test_copied_words_come_out_as_the_source_wrote_them(word_vocab, line):
+    """No space before a copied word that starts the output (before: ' Zürich is big')."""
+    [ext] = extend_sources(word_vocab, [line])
+    assert ext.oovs and all(i != UNK for i in ext.ids)
+    assert decode_extended(word_vocab, [ext.ids], [ext.oovs]) == [line]
+    [tgt] = extend_targets(word_vocab, [line], [ext.oovs])
+    assert decode_extended(word_vocab, [tgt], [ext.oovs]) == [line]
+
+
+def test_unknown_output_pieces_are_written_as_one_unk_token(word_vocab, char_vocab):
+    """A generated UNK and an extended id a sentence does not have both come out as '⁇'
+    (sentencepiece's surface for UNK) as a word of its own, with copy or without; before, the
+    first was dropped and the second written ' ⁇ '."""
+    V = len(word_vocab)
+    is_, big = word_vocab.encode(["is big"])[0]
+    for seq in ([UNK, is_, big], [is_, UNK, big], [is_, big, UNK]):
+        want = " ".join(["is", "big"][:seq.index(UNK)] + ["\u2047"] + ["is", "big"][seq.index(UNK):])
+        assert word_vocab.decode([seq]) == [want]
+        assert decode_extended(word_vocab, [seq], None) == [want]
+        assert decode_extended(word_vocab, [seq], [[]]) == [want]
+        unresolved = [V + 2 if i == UNK else i for i in seq]
+        assert decode_extended(word_vocab, [unresolved], [["Zürich"]]) == [want]
+    [ext] = extend_sources(word_vocab, ["Zürich is big"])
+    assert decode_extended(word_vocab, [ext.ids + [UNK, V + 5]], [ext.oovs]) == ["Zürich is big \u2047 \u2047"]
+    # characters: the unknown piece stands apart from the letters around it
+    h = char_vocab.encode(["h"])[0]
+    assert char_vocab.decode([h + [UNK] + h[1:]]) == ["h \u2047 h"]
+    assert decode_extended(char_vocab, [h + [len(char_vocab) + 3] + h[1:]], [["Q"]]) == ["h \u2047 h"]
+
+
 # ---------------------------------------------------------------- the output mixture
 
 SRC = [[4, 12, 5, 13], [6, 12]]  # ids >= 12 are extended (V = 12)
