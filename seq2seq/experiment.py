@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from seq2seq.checkpoint import atomic_write, holds_model, list_checkpoints, load_meta, save_meta
+from seq2seq.checkpoint import (CHECKPOINTS, atomic_write, clear_model_dir, holds_model, list_checkpoints, load_meta,
+                                save_meta)
 from seq2seq.compiling import compile_decoder_step
 from seq2seq.config import Recipe, to_dict
 from seq2seq.batch import collate
@@ -20,10 +21,6 @@ from seq2seq.hub import hub_files, uses_hub
 from seq2seq.model import build_model
 from seq2seq.trainer import Trainer, Validation
 from seq2seq.vocab import build_vocabs, load_vocabs
-
-OWNED = ("meta.json", "recipe.json", "best.safetensors", "train_log.jsonl", "steps.jsonl", "curves.png", "spm.model",
-         "spm.vocab", "spm_src.model", "spm_src.vocab", "spm_tgt.model", "spm_tgt.vocab", "checkpoints")
-
 
 def data_files(recipe: Recipe, prefix: str) -> tuple[Path, Path]:
     """The source and target files of a split; a missing one is named with what to put there."""
@@ -50,16 +47,6 @@ def check_model_dir(model_dir: Path, resume: bool, overwrite: bool) -> None:
                         "--overwrite to replace it")
     if resume and not holds_model(model_dir):
         raise UserError(f"{model_dir}: nothing to resume (no meta.json or checkpoints)")
-
-
-def clear_model_dir(model_dir: Path) -> None:
-    """Remove what an earlier run wrote (--overwrite); other files stay."""
-    for name in OWNED:
-        target = model_dir / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
 
 
 def _saved_vocabs(recipe: Recipe, model_dir: Path):
@@ -169,5 +156,5 @@ def _resume_from_latest(trainer: Trainer, model_dir: Path, say=tqdm.write) -> No
         say(f"resuming from {path} (step {trainer.progress.step}, epoch "
                    f"{trainer.progress.epoch + 1}, batch {trainer.progress.batch_in_epoch})")
         return
-    raise UserError(f"{model_dir / 'checkpoints'}: no readable checkpoint to resume from; start again "
+    raise UserError(f"{model_dir / CHECKPOINTS}: no readable checkpoint to resume from; start again "
                     "with --overwrite")
