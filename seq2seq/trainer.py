@@ -174,7 +174,8 @@ class Trainer:
             with sync:
                 with autocast(self.device, self.cfg.autocast):
                     logits, weights = self.ddp(batch)
-                loss = sequence_nll(logits, batch.tgt_out, self.cfg.label_smoothing)
+                loss = sequence_nll(logits, batch.tgt_out, self.cfg.label_smoothing, batch.src,
+                                    len(self.tgt_vocab))  # (copy: smoothing over the own slots)
                 if self.cfg.coverage_weight:
                     loss = loss + self.cfg.coverage_weight * coverage_loss(weights, batch.tgt_out)
                 (loss * scale).backward()
