@@ -34,7 +34,7 @@ from seq2seq.errors import UserError
 
 STAMP = "hub.json"
 _BREAKS = re.compile(r"\r\n|\r|\n")
-_written: dict[str, Path] = {}  # request -> folder: each run loads and reports once per process
+_written: dict[str, Path] = {}  # request -> folder: one report per process, not one per split
 
 
 def uses_hub(d: DataConfig) -> bool:
@@ -156,36 +156,49 @@ def _write(ds: datasets.Dataset, columns: tuple[str, str], paths: tuple[Path, Pa
 
 
 def export(d: DataConfig) -> Path:
-    """Write the recipe's splits from data.hub into data.dir (unless hub.json says they are
-    there already, from the same settings); returns data.dir."""
+    """Write the recipe's splits from data.hub into data.dir, unless hub.json there says they were
+    written from the same settings; returns data.dir. Nothing is written before the data set has
+    loaded."""
     local = _local(d)
     splits = split_names(d)
     request = {"hub": str(local or d.hub), "hub_config": d.hub_config, "src_column": d.hub_src_column,
                "tgt_column": d.hub_tgt_column, "src": d.src, "tgt": d.tgt, "splits": splits,
                "fingerprint": _fingerprint(local) if local else None}
-    key = json.dumps(request, sort_keys=True)
-    if key in _written:
-        return _written[key]
     folder = Path(d.dir)
-    folder.mkdir(parents=True, exist_ok=True)
     names = [f"{p}.{side}" for p in splits for side in (d.src, d.tgt)]
-    with FileLock(str(folder / (STAMP + ".lock"))):  # torchrun: one process writes, the others wait
-        stamp = _read_stamp(folder)
-        if stamp.get("request") == request and all((folder / n).is_file() for n in names):
-            tqdm.write(f"data: {folder} holds {d.hub} as text from an earlier run (delete "
-                       f"{folder / STAMP} to load it again)")
-        else:
-            for n in names:
-                if (folder / n).exists() and n not in stamp.get("files", []):
-                    raise UserError(f"{folder / n}: exists and was not written from data.hub; point "
-                                    "data.dir at another folder for the hub data, or drop data.hub "
-                                    "to train on the files there")
-            data = load(d, local)
-            files = sorted({*stamp.get("files", []), *names})
-            write_json(folder / STAMP, {"request": None, "files": files})  # ours, even if cut short
-            _export(d, data, splits, folder, request, files)
+    key = json.dumps(request, sort_keys=True)
+    if _written.get(key) == folder and _fresh(folder, request, names):
+        return folder  # (written or reported by this process already)
+    if _fresh(folder, request, names):
+        tqdm.write(f"data: {folder} holds {d.hub} as text from an earlier run (delete "
+                   f"{folder / STAMP} to load it again)")
+    else:
+        _check_foreign(folder, names)
+        plan = _plan(d, load(d, local), splits)
+        folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(folder / (STAMP + ".lock"))):  # torchrun: one process writes
+            if not _fresh(folder, request, names):
+                _check_foreign(folder, names)
+                files = sorted({*_read_stamp(folder).get("files", []), *names})
+                write_json(folder / STAMP, {"request": None, "files": files})  # ours, even if cut short
+                _export(d, plan, folder, request, files)
     _written[key] = folder
     return folder
+
+
+def _fresh(folder: Path, request: dict, names: list[str]) -> bool:
+    """hub.json says the files were written from `request`, and they are all there."""
+    return _read_stamp(folder).get("request") == request and all((folder / n).is_file() for n in names)
+
+
+def _check_foreign(folder: Path, names: list[str]) -> None:
+    """Files hub.json does not list are the user's: never overwritten."""
+    ours = _read_stamp(folder).get("files", [])
+    for n in names:
+        if (folder / n).exists() and n not in ours:
+            raise UserError(f"{folder / n}: exists and was not written from data.hub; point data.dir "
+                            "at another folder for the hub data, or drop data.hub to train on the "
+                            "files there")
 
 
 def _read_stamp(folder: Path) -> dict:
@@ -196,19 +209,26 @@ def _read_stamp(folder: Path) -> dict:
     return stamp if isinstance(stamp, dict) else {}
 
 
-def _export(d: DataConfig, data: datasets.DatasetDict, splits: dict[str, str], folder: Path,
-            request: dict, files: list[str]) -> None:
+def _plan(d: DataConfig, data: datasets.DatasetDict, splits: dict[str, str]) -> list[tuple]:
+    """(prefix, split, flattened split, (source column, target column)) for every file prefix;
+    a missing split or column is an error before anything is written."""
     for prefix, split in splits.items():
         if split not in data:
             which = {d.train: "data.train", d.valid: "data.valid"}.get(prefix, "data.test")
             raise UserError(f"data.hub: {d.hub} has no split {split!r} (for {which} {prefix!r}; its splits: "
                             f"{', '.join(data)}); map it with data.hub_splits=[{prefix}=SPLIT]")
-    report = []
+    plan = []
     for prefix, split in splits.items():
         ds = data[split].flatten()
         where = f"{d.hub} split {split!r}"
-        columns = (_column(ds, d.hub_src_column, d.src, "hub_src_column", where),
-                   _column(ds, d.hub_tgt_column, d.tgt, "hub_tgt_column", where))
+        plan.append((prefix, split, ds, (_column(ds, d.hub_src_column, d.src, "hub_src_column", where),
+                                         _column(ds, d.hub_tgt_column, d.tgt, "hub_tgt_column", where))))
+    return plan
+
+
+def _export(d: DataConfig, plan: list[tuple], folder: Path, request: dict, files: list[str]) -> None:
+    report = []
+    for prefix, split, ds, columns in plan:
         joined = _write(ds, columns, (folder / f"{prefix}.{d.src}", folder / f"{prefix}.{d.tgt}"))
         report.append(f"{prefix} {len(ds)} pairs" + (f" (split {split})" if split != prefix else "") +
                       (f", {joined} texts with line breaks joined by spaces" if joined else ""))
