@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import sentencepiece as spm
+from tqdm import tqdm
 
 from seq2seq.checkpoint import META, VOCAB_JOINT, VOCAB_SRC, VOCAB_TGT
 from seq2seq.config import VocabConfig
@@ -54,8 +55,18 @@ def _unk_apart(text: str) -> str:
     return " ".join(text.split())
 
 
+def _longest_line(files: list[Path]) -> int:
+    """Bytes in the longest line of the files."""
+    longest = 0
+    for path in files:
+        with open(path, "rb") as f:
+            longest = max(longest, max(map(len, f), default=0))
+    return longest
+
+
 def train_sentencepiece(files: list[Path], prefix: Path, cfg: VocabConfig) -> Vocab:
-    """Train a model on `files` (one sentence per line) into `prefix`.model / .vocab."""
+    """Train a model on `files` (one sentence per line) into `prefix`.model / .vocab; every line
+    counts, however long; fewer pieces than vocab.size (all the data holds) are said in a line."""
     try:
         spm.SentencePieceTrainer.train(
             input=[str(f) for f in files],
@@ -69,13 +80,18 @@ def train_sentencepiece(files: list[Path], prefix: Path, cfg: VocabConfig) -> Vo
             minloglevel=2,
             num_threads=2,
             hard_vocab_limit=False,  # small corpora: fewer pieces rather than an error
+            max_sentence_length=max(4192, _longest_line(files)),  # (its default skips longer lines)
         )
     except (RuntimeError, ValueError) as e:
         msg = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
         msg = msg.rpartition("] ")[2] or msg  # drop sentencepiece's source location and check
         raise UserError(f"vocab.size: sentencepiece could not train a {cfg.size}-piece "
                         f"{cfg.model_type} model on {', '.join(map(str, files))}: {msg}") from None
-    return Vocab(f"{prefix}.model")
+    vocab = Vocab(f"{prefix}.model")
+    if len(vocab) < cfg.size:
+        tqdm.write(f"warning: vocab.size is {cfg.size}, but the {cfg.model_type} model of "
+                   f"{', '.join(map(str, files))} has {len(vocab)} pieces (sentencepiece found no more)")
+    return vocab
 
 
 def vocab_files(model_dir: Path, joint: bool) -> tuple[Path, Path]:
