@@ -260,13 +260,27 @@ def _build(cls: type, raw: Any, path: str, errors: list[str]) -> Any:
     return cls(**{k: v for k, v in values.items() if v is not None})
 
 
+def _encoder_output(m: ModelConfig) -> tuple[int, str]:
+    """The encoder's output size, and the keys that make it (for messages)."""
+    e = m.encoder
+    if e.bidirectional:
+        return 2 * e.hidden_size, (f"{2 * e.hidden_size}: model.encoder.hidden_size {e.hidden_size} x 2 "
+                                   "directions, model.encoder.bidirectional true")
+    return e.hidden_size, (f"{e.hidden_size}: model.encoder.hidden_size {e.hidden_size}, "
+                           "model.encoder.bidirectional false")
+
+
 def _check(recipe: Recipe, errors: list[str]) -> None:
-    m = recipe.model
-    if m.decoder.init == "last":
-        enc_out = m.encoder.hidden_size * (2 if m.encoder.bidirectional else 1)
-        if enc_out != m.decoder.hidden_size:
-            errors.append(f"model.decoder.init: 'last' needs decoder.hidden_size ({m.decoder.hidden_size})"
-                          f" equal to the encoder output size ({enc_out}); use 'bridge'")
+    """Rules between fields: every combination that passes builds and runs (see
+    tests/test_properties.py); each message names every key of its rule."""
+    m, t, d = recipe.model, recipe.training, recipe.decoding
+    enc_out, enc_how = _encoder_output(m)
+    if m.decoder.init == "last" and enc_out != m.decoder.hidden_size:
+        errors.append(f"model.decoder.init: 'last' needs model.decoder.hidden_size ({m.decoder.hidden_size})"
+                      f" equal to the encoder output size ({enc_how}); use 'bridge'")
+    if m.attention.type == "dot" and enc_out != m.decoder.hidden_size:
+        errors.append(f"model.attention.type: 'dot' needs model.decoder.hidden_size ({m.decoder.hidden_size})"
+                      f" equal to the encoder output size ({enc_how}); use 'general'")
     if m.tie_output and m.embedding_size != m.decoder.hidden_size:
         errors.append(f"model.tie_output: needs model.embedding_size ({m.embedding_size}) equal to "
                       f"model.decoder.hidden_size ({m.decoder.hidden_size})")
@@ -275,16 +289,33 @@ def _check(recipe: Recipe, errors: list[str]) -> None:
     if m.copy and not recipe.vocab.joint:
         errors.append("model.copy: needs vocab.joint: true (copied pieces are target pieces)")
     if m.attention.coverage and m.attention.type not in ("bahdanau", "concat"):
-        errors.append(f"model.attention.coverage: needs an additive attention type ('bahdanau' or "
+        errors.append(f"model.attention.coverage: needs an additive model.attention.type ('bahdanau' or "
                       f"'concat'), not {m.attention.type!r}")
     if m.attention.scaled and m.attention.type not in ("dot", "general"):
-        errors.append(f"model.attention.scaled: applies to 'dot' and 'general' attention, not "
+        errors.append(f"model.attention.scaled: applies to model.attention.type 'dot' and 'general', not "
                       f"{m.attention.type!r}")
-    if recipe.training.coverage_weight > 0 and not m.attention.coverage:
+    if t.coverage_weight > 0 and not m.attention.coverage:
         errors.append("training.coverage_weight: needs model.attention.coverage: true")
-    if recipe.decoding.nbest > recipe.decoding.beam_size:
-        errors.append(f"decoding.nbest: {recipe.decoding.nbest} is out of range (must be <= "
-                      f"decoding.beam_size, {recipe.decoding.beam_size})")
+    if t.scheduler == "plateau" and t.min_lr >= t.lr:
+        errors.append(f"training.min_lr: {t.min_lr:g} must be below training.lr ({t.lr:g}) for "
+                      "training.scheduler 'plateau' to lower the learning rate")
+    if t.batch_type == "tokens":  # a batch costs (sentences) x (longest side, the target + EOS)
+        data = recipe.data
+        if data.target_limit + 1 > data.source_limit:
+            key = "data.max_target_length" if data.max_target_length else "data.max_length"
+            pieces, needed = f"{data.target_limit} pieces + EOS", data.target_limit + 1
+        else:
+            key = "data.max_source_length" if data.max_source_length else "data.max_length"
+            pieces, needed = f"{data.source_limit} pieces", data.source_limit
+        if t.batch_size < needed:
+            errors.append(f"training.batch_size: {t.batch_size} tokens (training.batch_type 'tokens') "
+                          f"cannot hold one sentence of {key} ({pieces}); use at least {needed} or "
+                          f"a lower {key}")
+    if d.nbest > d.beam_size:
+        errors.append(f"decoding.nbest: {d.nbest} is more than decoding.beam_size ({d.beam_size})")
+    if d.max_length and d.min_length > d.max_length:
+        errors.append(f"decoding.min_length: {d.min_length} is more than decoding.max_length "
+                      f"({d.max_length})")
 
 
 def recipe_from_dict(raw: Any, source: str = "recipe") -> Recipe:

@@ -168,6 +168,61 @@ def test_cross_field_checks(raw, needle):
     assert needle in error_of(raw)
 
 
+# every rule between fields: one message naming every key it involves
+CROSS_FIELD_RULES = [
+    ({"model": {"encoder": {"hidden_size": 8, "bidirectional": True},
+                "decoder": {"hidden_size": 8, "init": "last"}}},
+     ["model.decoder.init", "model.decoder.hidden_size", "model.encoder.hidden_size",
+      "model.encoder.bidirectional"]),
+    ({"model": {"encoder": {"hidden_size": 8, "bidirectional": True},
+                "decoder": {"hidden_size": 12}, "attention": {"type": "dot"}}},
+     ["model.attention.type", "model.decoder.hidden_size", "model.encoder.hidden_size",
+      "model.encoder.bidirectional"]),
+    ({"model": {"embedding_size": 8, "decoder": {"hidden_size": 16}, "tie_output": True}},
+     ["model.tie_output", "model.embedding_size", "model.decoder.hidden_size"]),
+    ({"model": {"share_embeddings": True}, "vocab": {"joint": False}},
+     ["model.share_embeddings", "vocab.joint"]),
+    ({"model": {"copy": True}, "vocab": {"joint": False}}, ["model.copy", "vocab.joint"]),
+    ({"model": {"attention": {"type": "dot", "coverage": True}}},
+     ["model.attention.coverage", "model.attention.type"]),
+    ({"model": {"attention": {"type": "concat", "scaled": True}}},
+     ["model.attention.scaled", "model.attention.type"]),
+    ({"training": {"coverage_weight": 1.0}}, ["training.coverage_weight", "model.attention.coverage"]),
+    ({"decoding": {"beam_size": 2, "nbest": 3}}, ["decoding.nbest", "decoding.beam_size"]),
+    ({"decoding": {"min_length": 10, "max_length": 5}}, ["decoding.min_length", "decoding.max_length"]),
+    ({"training": {"scheduler": "plateau", "lr": 1e-4, "min_lr": 1e-3}},
+     ["training.min_lr", "training.lr", "training.scheduler"]),
+    ({"training": {"batch_type": "tokens", "batch_size": 50}, "data": {"max_length": 100}},
+     ["training.batch_size", "training.batch_type", "data.max_length"]),
+    ({"training": {"batch_size": 90}, "data": {"max_length": 50, "max_target_length": 100}},
+     ["training.batch_size", "training.batch_type", "data.max_target_length"]),
+]
+
+
+@pytest.mark.parametrize("raw, keys", CROSS_FIELD_RULES, ids=lambda v: v[0] if isinstance(v, list) else "")
+def test_each_cross_field_rule_is_one_line_naming_its_keys(raw, keys):
+    msg = error_of(raw)
+    assert "\n" not in msg and msg.startswith(f"r.yaml: {keys[0]}: "), msg
+    for key in keys:
+        assert key in msg, (key, msg)
+
+
+@pytest.mark.parametrize("raw", [
+    {"model": {"encoder": {"hidden_size": 8, "bidirectional": True}, "decoder": {"hidden_size": 16},
+               "attention": {"type": "dot"}}},
+    {"model": {"encoder": {"hidden_size": 16, "bidirectional": False}, "decoder": {"hidden_size": 16},
+               "attention": {"type": "dot", "scaled": True}}},
+    {"model": {"encoder": {"hidden_size": 8}, "decoder": {"hidden_size": 12}, "attention": {"type": "general"}}},
+    {"decoding": {"min_length": 5, "max_length": 5}},
+    {"decoding": {"min_length": 10}},  # max_length 0: no cap
+    {"training": {"scheduler": "warmup", "lr": 1e-4, "min_lr": 1e-3}},  # min_lr: plateau only
+    {"training": {"batch_type": "sentences", "batch_size": 5}},
+    {"training": {"batch_size": 101}, "data": {"max_length": 100}},  # the longest target + EOS fits
+])
+def test_cross_field_rules_accept_what_works(raw):
+    recipe_from_dict(raw)
+
+
 def test_last_init_with_matching_sizes_is_fine():
     r = recipe_from_dict({"model": {"encoder": {"hidden_size": 8, "bidirectional": True},
                                     "decoder": {"hidden_size": 16, "init": "last"}}})

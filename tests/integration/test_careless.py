@@ -3,10 +3,45 @@ line with exit status 2, nothing the user had is overwritten, and a failed start
 
 from __future__ import annotations
 
+import importlib
+import io
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+import yaml
 
 from seq2seq.config import recipe_from_dict
 from seq2seq.experiment import train
+
+
+def cli(name: str, *args, capsys, stdin: str | None = None, monkeypatch=None):
+    """A command's main through cli.common.run, as its console script calls it."""
+    from seq2seq.cli.common import run
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode("utf-8"))))
+    with pytest.raises(SystemExit) as info:
+        run(importlib.import_module(f"seq2seq.cli.{name}").main, [str(a) for a in args])
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, info.value.code, out, err)
+
+
+def assert_user_error(result, *needles: str) -> str:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = [l for l in result.stderr.strip().splitlines() if not l.startswith("warning: ")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def write_recipe(folder: Path, raw: dict, name: str = "tiny.yaml") -> Path:
+    path = folder / name
+    path.write_text("# seq2seq-train tiny.yaml --model-dir model\n" + yaml.safe_dump(raw, sort_keys=False),
+                    encoding="utf-8")
+    return path
 
 
 def test_a_failed_start_writes_nothing_and_can_be_rerun(tmp_path, tiny_recipe_dict, monkeypatch):
@@ -29,3 +64,19 @@ def test_a_failed_start_writes_nothing_and_can_be_rerun(tmp_path, tiny_recipe_di
     train(recipe_from_dict({**tiny_recipe_dict, "training": {**tiny_recipe_dict["training"],
                                                              "max_steps": 1}}), model_dir)
     assert (model_dir / "best.safetensors").is_file()
+
+
+def test_dot_attention_with_unequal_sizes_is_a_recipe_error_and_the_rerun_works(
+        tmp_path, tiny_recipe_dict, capsys):
+    """Encoder output 16 (8 x 2 directions), decoder 12: the recipe check says so before any
+    work, and the corrected rerun is not refused."""
+    tiny_recipe_dict["model"]["attention"] = {"type": "dot"}
+    tiny_recipe_dict["model"]["decoder"]["hidden_size"] = 12
+    path = write_recipe(tmp_path, tiny_recipe_dict)
+    model_dir = tmp_path / "model"
+    result = cli("train", path, "--model-dir", model_dir, capsys=capsys)
+    assert_user_error(result, "model.attention.type", "model.decoder.hidden_size", "model.encoder.hidden_size")
+    assert not model_dir.exists()
+    result = cli("train", path, "--model-dir", model_dir, "model.decoder.hidden_size=16",
+                 "training.max_steps=1", capsys=capsys)
+    assert result.returncode == 0, result.stderr
