@@ -29,6 +29,9 @@ State = tuple[torch.Tensor, ...]  # (h,) or (h, c), each (n, H)
 
 
 class Recurrence(nn.Module):
+    """nn.LSTM's constructor with the cell first (an object of seq2seq/modules/cells.py):
+    Recurrence(PeepholeLSTMCell(), input_size, hidden_size, num_layers, batch_first, ...)."""
+
     def __init__(self, cell, input_size: int, hidden_size: int, num_layers: int = 1,
                  batch_first: bool = False, bidirectional: bool = False, dropout: float = 0.0):
         super().__init__()
