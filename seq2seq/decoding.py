@@ -2,6 +2,9 @@
 decoding section, results in input order. Used by the Translator (and through it every command),
 by validation inside training and by tools/bench.py; the search itself is seq2seq/search.py.
 
+An empty source is not searched (the model never saw an empty sentence): its one hypothesis is
+empty, with score 0 (log 1) and, when asked for, a (1, 0) attention matrix.
+
     hyps = decode_ids(model, [[5, 9, 7], [4]], recipe.decoding, device, beam_size=5, nbest=2)
     hyps[0][0].tokens, hyps[0][0].score   # the best hypothesis of the first source
 """
@@ -20,12 +23,14 @@ from seq2seq.search import Hypothesis, beam_search, greedy_search, max_lengths
 def decode_ids(model, sources: list[list[int]], cfg: DecodingConfig, device: torch.device, *,
                beam_size: int | None = None, batch_size: int | None = None, nbest: int = 1,
                return_attention: bool = False, progress: bool = False) -> list[list[Hypothesis]]:
-    """Search every source (id lists); `beam_size` and `batch_size` None take the decoding
-    section's. Returns up to `nbest` hypotheses per source, best first."""
+    """Search every non-empty source (id lists); `beam_size` and `batch_size` None take the
+    decoding section's. Returns up to `nbest` hypotheses per source, best first."""
     beam = beam_size or cfg.beam_size
     size = batch_size or cfg.batch_size
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-    results: list[list[Hypothesis]] = [[] for _ in sources]
+    results: list[list[Hypothesis]] = [
+        [] if s else [Hypothesis([], 0.0, torch.zeros(1, 0) if return_attention else None)]
+        for s in sources]
+    order = sorted((i for i, s in enumerate(sources) if s), key=lambda i: len(sources[i]))
     was_training = model.training
     model.eval()
     chunks = range(0, len(order), size)

@@ -42,7 +42,9 @@ class Translator:
 
     def encode(self, lines: list[str]) -> tuple[list[list[int]], list[list[str]] | None]:
         """Source ids, cut to data.max_source_length if the recipe sets one; with copy, extended
-        ids and each line's source-only pieces (seq2seq/extended.py), else None."""
+        ids and each line's source-only pieces (seq2seq/extended.py), else None. A blank line
+        (empty or whitespace only) has no ids: decode_ids gives it an empty output."""
+        lines = [line if line.strip() else "" for line in lines]
         sources, oovs = encode_sources(self.src_vocab, lines, self.model.copy is not None)
         limit = self.recipe.data.max_source_length
         return ([s[:limit] for s in sources] if limit else sources), oovs

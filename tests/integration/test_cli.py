@@ -169,3 +169,56 @@ def test_weights_flag_loads_another_weights_file(trained, workdir, capsys):
     assert same.stdout.splitlines() and len(same.stdout.splitlines()) == len(best.stdout.splitlines())
     missing = in_process("translate", trained, "--input", src, "--weights", "nope.safetensors", capsys=capsys)
     assert_user_error(missing, "nope.safetensors")
+
+
+BLANKS = "abc\n\n  \nhgfe\n"  # printf 'abc\n\n  \nhgfe\n': an empty and a whitespace-only line
+
+
+@pytest.fixture(scope="module")
+def talkative(trained, tmp_path_factory) -> Path:
+    """The trained model with EOS made unlikely (output bias -30): it writes up to its length
+    limit for every source, so an empty line that reached the search would come out as text."""
+    import shutil
+
+    import torch
+
+    from seq2seq.checkpoint import save_weights
+    from seq2seq.vocab import EOS
+    model_dir = tmp_path_factory.mktemp("talkative") / "model"
+    shutil.copytree(trained, model_dir)
+    translator = Translator.load(model_dir, "cpu")
+    with torch.no_grad():
+        translator.model.generator.bias[EOS] -= 30.0
+    save_weights(translator.model, model_dir / "best.safetensors")
+    return model_dir
+
+
+def test_empty_lines_give_empty_output_lines(talkative, workdir, capsys, monkeypatch):
+    """Empty and whitespace-only input lines come out as empty lines (nothing is searched for
+    them), through the command and the Python API alike; the other lines do not notice."""
+    result = in_process("translate", talkative, "--beam-size", "2", capsys=capsys, stdin=BLANKS,
+                        monkeypatch=monkeypatch)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.split("\n")
+    assert len(out) == 5 and out[1] == out[2] == "" and out[4] == ""
+    assert out[0] and out[3]  # the model writes something for every line it is given
+    translator = Translator.load(talkative, "cpu")
+    assert translator.translate(["abc", "", "  ", "hgfe"], beam_size=2) == out[:4]
+    assert translator.translate(["abc", "hgfe"], beam_size=2) == [out[0], out[3]]
+
+
+def test_evaluate_scores_empty_lines_as_empty_hypotheses(talkative, workdir, capsys):
+    import sacrebleu
+    src = workdir / "blank.src"
+    src.write_text(BLANKS, encoding="utf-8")
+    ref = workdir / "blank.ref"
+    ref.write_text("cba\nx\ny\nefgh\n", encoding="utf-8")
+    result = in_process("evaluate", talkative, "--src", src, "--ref", ref, "--json", "--beam-size", "2",
+                        "--output", workdir / "blank.hyp", capsys=capsys)
+    assert result.returncode == 0, result.stderr
+    hyps = (workdir / "blank.hyp").read_text(encoding="utf-8").split("\n")
+    assert len(hyps) == 5 and hyps[1] == hyps[2] == ""
+    scores = json.loads(result.stdout)
+    refs = ["cba", "x", "y", "efgh"]
+    assert scores["sentences"] == 4
+    assert scores["bleu"] == round(sacrebleu.corpus_bleu(hyps[:4], [refs]).score, 2)

@@ -130,6 +130,22 @@ def test_summarize_from_stdin_matches_python(trained, workdir):
     assert all(len(s.replace(" ", "")) <= 10 for s in out)  # max_length from the recipe: 10 pieces
 
 
+def test_empty_documents_give_empty_summaries(trained, workdir):
+    """An empty or whitespace-only document gets an empty summary (not searched, even with the
+    recipe's min_length 1), from the command and the Python API."""
+    docs = ["abc defg hh", "", "  ", "ab cd ef"]
+    result = in_process("summarize", trained, "--beam-size", "2", stdin="\n".join(docs) + "\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.split("\n")
+    assert len(out) == 5 and out[1] == out[2] == "" and out[4] == ""
+    assert out[0] and out[3]
+    summarizer = Summarizer.load(trained, "cpu")
+    assert summarizer.summarize(docs, beam_size=2) == out[:4]
+    assert summarizer.summarize([docs[0], docs[3]], beam_size=2) == [out[0], out[3]]
+    # nothing was generated for them (searched, they got a piece that prints as nothing)
+    assert [h[0].tokens for h in summarizer.search(docs[1:3], beam_size=2)] == [[], []]
+
+
 def test_summarize_files_with_flags(trained, workdir):
     a = write(workdir / "a.txt", [d for d, _ in documents(5, seed=3)])
     b = write(workdir / "b.txt", [d for d, _ in documents(3, seed=4)])

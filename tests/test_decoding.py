@@ -1,0 +1,63 @@
+"""decode_ids, the search over many sources: empty sources, n-best limits, and the autocast
+setting it follows (inside training too). The search itself is tested in test_search.py."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from seq2seq.config import DecodingConfig
+from seq2seq.decoding import decode_ids
+from test_search import LIMITED, ScriptedModel
+
+CPU = torch.device("cpu")
+
+
+class Recording(ScriptedModel):
+    """The scripted model (every row follows LIMITED's script), recording the source lengths it
+    is asked to encode; with the train/eval switch decode_ids expects of a model."""
+
+    def __init__(self):
+        super().__init__(LIMITED * 16)
+        self.encoded, self.training = [], False
+
+    def encode(self, src, lengths):
+        self.encoded.append(lengths.tolist())
+        return super().encode(src, lengths)
+
+    def eval(self):
+        return self.train(False)
+
+    def train(self, mode: bool = True):
+        self.training = mode
+        return self
+
+
+CFG = DecodingConfig(beam_size=2, length_penalty=0.0, max_length_ratio=1.0, max_length_offset=0)
+
+
+@pytest.mark.parametrize("beam", [1, 2])
+def test_empty_sources_get_an_empty_hypothesis_without_search(beam):
+    """An empty source is not searched (collate would make it [EOS], a sentence the model never
+    saw): its one hypothesis is empty with log-probability 0."""
+    model = Recording()
+    hyps = decode_ids(model, [[7, 7], [], [7, 7, 7], []], CFG, CPU, beam_size=beam, nbest=beam,
+                      return_attention=True)
+    assert model.encoded == [[2, 3]]  # one batch of the two real sources
+    for i in (1, 3):
+        assert len(hyps[i]) == 1
+        assert hyps[i][0].tokens == [] and hyps[i][0].score == 0.0
+        assert hyps[i][0].attention.shape == (1, 0)  # the EOS step over no source piece
+    # the real sources are searched as they are alone (limit 2: 'w1 w1' is cut, see LIMITED)
+    alone = decode_ids(Recording(), [[7, 7]], CFG, CPU, beam_size=beam, nbest=beam)
+    assert [h.tokens for h in hyps[0]] == [h.tokens for h in alone[0]]
+    assert hyps[0][0].score == pytest.approx(math.log(0.027 if beam == 1 else 0.24), rel=1e-6)
+
+
+def test_only_empty_sources_never_touch_the_model():
+    model = Recording()
+    hyps = decode_ids(model, [[], []], CFG, CPU)
+    assert model.encoded == [] and [[h.tokens for h in hs] for hs in hyps] == [[[]], [[]]]
+    assert decode_ids(model, [], CFG, CPU) == []
