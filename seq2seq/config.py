@@ -13,7 +13,7 @@ import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import yaml
 
@@ -318,14 +318,61 @@ def _check(recipe: Recipe, errors: list[str]) -> None:
                       f"({d.max_length})")
 
 
-def recipe_from_dict(raw: Any, source: str = "recipe") -> Recipe:
-    """Build and check a Recipe from plain data; all problems are reported together."""
+def _not_chosen(recipe: Recipe) -> dict[str, str]:
+    """Settings that the recipe's other choices leave unused: key -> the choice that does."""
+    m, t, d = recipe.model, recipe.training, recipe.decoding
+    unused = {}
+    if t.optimizer != "sgd":
+        unused["training.momentum"] = f"applies to training.optimizer 'sgd' only, not {t.optimizer!r}"
+    if t.scheduler != "plateau":
+        for key in ("plateau_factor", "plateau_patience", "min_lr"):
+            unused[f"training.{key}"] = f"applies to training.scheduler 'plateau' only, not {t.scheduler!r}"
+    if t.scheduler != "warmup":
+        unused["training.warmup_steps"] = f"applies to training.scheduler 'warmup' only, not {t.scheduler!r}"
+    if m.init != "xavier":
+        unused["model.embedding_init_std"] = f"applies to model.init 'xavier' only, not {m.init!r}"
+    if m.attention.type in ("dot", "general"):
+        unused["model.attention.hidden_size"] = ("sizes the score layer of model.attention.type "
+                                                 f"'bahdanau' and 'concat', not {m.attention.type!r}")
+    if d.beam_size == 1:
+        for key in ("length_penalty", "coverage_penalty"):
+            unused[f"decoding.{key}"] = "applies to beam search only, and decoding.beam_size is 1 (greedy)"
+    return unused
+
+
+def _given(raw: Any, path: str = "") -> set[str]:
+    """The key paths a recipe (with its overrides) sets: the leaves of its mapping."""
+    if not isinstance(raw, dict) or not raw:
+        return {path} if path else set()
+    return set().union(*(_given(v, f"{path}.{k}" if path else str(k)) for k, v in raw.items()))
+
+
+def _lookup(recipe: Any, key: str) -> Any:
+    for part in key.split("."):
+        recipe = getattr(recipe, part)
+    return recipe
+
+
+def unused_settings(recipe: Recipe, given: set[str]) -> list[str]:
+    """One line for each setting given (and not the default) that the recipe's choices leave
+    unused; nothing is changed, the user is told."""
+    return [f"{key}: {_show(_lookup(recipe, key))} is not used: it {why}"
+            for key, why in _not_chosen(recipe).items()
+            if key in given and _lookup(recipe, key) != _lookup(Recipe(), key)]
+
+
+def recipe_from_dict(raw: Any, source: str = "recipe", warn: Callable[[str], None] | None = None) -> Recipe:
+    """Build and check a Recipe from plain data; all problems are reported together. Settings
+    the recipe's choices leave unused are passed to `warn`, one line each."""
     errors: list[str] = []
     recipe = _build(Recipe, raw, "", errors)
     if not errors:
         _check(recipe, errors)
     if errors:
         raise UserError(f"{source}: " + "; ".join(errors))
+    if warn is not None:
+        for note in unused_settings(recipe, _given(raw)):
+            warn(note)
     return recipe
 
 
@@ -377,14 +424,16 @@ def read_yaml(path: str | Path) -> Any:
         raise UserError(f"{path}: malformed YAML: nested too deeply") from None
 
 
-def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
-    """Read a YAML recipe, apply `key.path=value` overrides and check everything."""
+def load_recipe(path: str | Path, overrides: list[str] = (),
+                warn: Callable[[str], None] | None = None) -> Recipe:
+    """Read a YAML recipe, apply `key.path=value` overrides and check everything; `warn` gets
+    one line per setting (from the file or an override) that the recipe's choices leave unused."""
     raw = read_yaml(path)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a recipe must be a mapping of sections, got {type(raw).__name__}")
-    return recipe_from_dict(apply_overrides(raw, list(overrides)), str(path))
+    return recipe_from_dict(apply_overrides(raw, list(overrides)), str(path), warn)
 
 
 def to_dict(recipe: Recipe) -> dict:

@@ -223,6 +223,69 @@ def test_cross_field_rules_accept_what_works(raw):
     recipe_from_dict(raw)
 
 
+# ---------------------------------------------------------------- settings left unused
+
+
+def warnings_of(raw) -> list[str]:
+    notes: list[str] = []
+    recipe_from_dict(raw, "r.yaml", warn=notes.append)
+    return notes
+
+
+@pytest.mark.parametrize("raw, key, selector", [
+    ({"training": {"momentum": 0.9}}, "training.momentum", "training.optimizer"),
+    ({"training": {"optimizer": "adamw", "momentum": 0.9}}, "training.momentum", "training.optimizer"),
+    ({"training": {"plateau_factor": 0.3}}, "training.plateau_factor", "training.scheduler"),
+    ({"training": {"plateau_patience": 3}}, "training.plateau_patience", "training.scheduler"),
+    ({"training": {"scheduler": "warmup", "min_lr": 1e-5}}, "training.min_lr", "training.scheduler"),
+    ({"training": {"scheduler": "plateau", "warmup_steps": 4000}}, "training.warmup_steps",
+     "training.scheduler"),
+    ({"training": {"warmup_steps": 4000}}, "training.warmup_steps", "training.scheduler"),
+    ({"model": {"embedding_init_std": 0.1}}, "model.embedding_init_std", "model.init"),
+    ({"model": {"attention": {"type": "general", "hidden_size": 64}}}, "model.attention.hidden_size",
+     "model.attention.type"),
+    ({"decoding": {"beam_size": 1, "length_penalty": 0.6}}, "decoding.length_penalty", "decoding.beam_size"),
+    ({"decoding": {"beam_size": 1, "coverage_penalty": 0.2}}, "decoding.coverage_penalty",
+     "decoding.beam_size"),
+])
+def test_a_setting_of_an_option_not_chosen_is_a_warning_naming_both_keys(raw, key, selector):
+    notes = warnings_of(raw)
+    assert len(notes) == 1 and notes[0].startswith(f"{key}: ") and selector in notes[0], notes
+    assert "\n" not in notes[0]
+
+
+@pytest.mark.parametrize("raw", [
+    {"training": {"momentum": 0.0}},  # the default, written out: nothing to say
+    {"training": {"optimizer": "sgd", "momentum": 0.9}},
+    {"training": {"scheduler": "plateau", "plateau_factor": 0.3, "min_lr": 1e-5}},
+    {"training": {"scheduler": "warmup", "warmup_steps": 10}},
+    {"model": {"init": "xavier", "embedding_init_std": 0.1}},
+    {"model": {"attention": {"type": "bahdanau", "hidden_size": 64}}},
+    {"decoding": {"beam_size": 4, "length_penalty": 0.6}},
+])
+def test_settings_that_apply_or_are_defaults_give_no_warning(raw):
+    assert warnings_of(raw) == []
+
+
+def test_only_given_settings_count():
+    """The recipe's own defaults are not 'set': a choice alone warns about nothing."""
+    assert warnings_of({"training": {"optimizer": "adamw", "scheduler": "warmup"}}) == []
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.relative_to(REPO / "recipes").as_posix())
+def test_shipped_recipes_set_nothing_they_do_not_use(path):
+    notes: list[str] = []
+    load_recipe(path, warn=notes.append)
+    assert notes == []
+
+
+def test_command_line_settings_count_too(tmp_path):
+    notes: list[str] = []
+    load_recipe(write(tmp_path, "training:\n  optimizer: adam\n"), ["training.momentum=0.9"],
+                warn=notes.append)
+    assert len(notes) == 1 and notes[0].startswith("training.momentum: ")
+
+
 def test_last_init_with_matching_sizes_is_fine():
     r = recipe_from_dict({"model": {"encoder": {"hidden_size": 8, "bidirectional": True},
                                     "decoder": {"hidden_size": 16, "init": "last"}}})

@@ -5,7 +5,9 @@ Data-parallel on N GPUs or CPU processes: torchrun --nproc-per-node N -m seq2seq
 
 from __future__ import annotations
 
+import os
 import shlex
+import sys
 from pathlib import Path
 
 from seq2seq.cli.common import ArgumentParser, run
@@ -27,7 +29,9 @@ def main(argv) -> int:
     from seq2seq.config import load_recipe
     from seq2seq.experiment import train
     from seq2seq.distributed import teardown
-    recipe = load_recipe(args.recipe, args.overrides)
+    main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 speaks
+    recipe = load_recipe(args.recipe, args.overrides,
+                         warn=(lambda note: print(f"warning: {note}", file=sys.stderr)) if main_process else None)
     try:
         trainer = train(recipe, Path(args.model_dir), resume=args.resume, overwrite=args.overwrite)
     finally:

@@ -80,3 +80,17 @@ def test_dot_attention_with_unequal_sizes_is_a_recipe_error_and_the_rerun_works(
     result = cli("train", path, "--model-dir", model_dir, "model.decoder.hidden_size=16",
                  "training.max_steps=1", capsys=capsys)
     assert result.returncode == 0, result.stderr
+
+
+def test_unused_settings_are_warned_at_start(tmp_path, tiny_recipe_dict, capsys):
+    """momentum with Adam, from the recipe; warmup_steps without warm-up, from the command line:
+    one `warning:` line each on stderr, before anything else (here: a missing data folder)."""
+    tiny_recipe_dict["training"]["momentum"] = 0.9
+    tiny_recipe_dict["data"]["dir"] = str(tmp_path / "no_data")
+    path = write_recipe(tmp_path, tiny_recipe_dict)
+    result = cli("train", path, "--model-dir", tmp_path / "model", "training.warmup_steps=400",
+                 capsys=capsys)
+    assert_user_error(result, "no_data")
+    notes = [l for l in result.stderr.splitlines() if l.startswith("warning: ")]
+    assert len(notes) == 2 and "training.momentum: 0.9" in notes[0] and "training.optimizer" in notes[0]
+    assert "training.warmup_steps: 400" in notes[1] and "training.scheduler" in notes[1]
