@@ -14,7 +14,7 @@ from seq2seq.checkpoint import BEST, load_meta, load_weights
 from seq2seq.config import DecodingConfig, Recipe
 from seq2seq.decoding import decode_ids
 from seq2seq.device import resolve_device
-from seq2seq.extended import decode_extended, encode_sources
+from seq2seq.extended import cut_sources, decode_extended, encode_sources
 from seq2seq.model import Seq2Seq, build_model
 from seq2seq.vocab import Vocab, load_vocabs
 
@@ -47,7 +47,7 @@ class Translator:
         lines = [line if line.strip() else "" for line in lines]
         sources, oovs = encode_sources(self.src_vocab, lines, self.model.copy is not None)
         limit = self.recipe.data.max_source_length
-        return ([s[:limit] for s in sources] if limit else sources), oovs
+        return cut_sources(sources, oovs, limit, len(self.src_vocab)) if limit else (sources, oovs)
 
     def search(self, lines: list[str], beam_size: int | None = None, batch_size: int | None = None,
                nbest: int = 1, return_attention: bool = False, progress: bool = False,

@@ -225,6 +225,20 @@ def test_extended_ids_come_from_the_cut_source(tmp_path, char_vocab, make_model)
     assert torch.isfinite(alone) and alone.item() == pytest.approx(beside.item(), rel=1e-5)
 
 
+def test_translator_input_ids_come_from_the_cut_source(tmp_path, char_vocab, make_model, make_tiny_recipe):
+    """The cut source's pieces are all its oovs hold: an id past them reads as UNK ('⁇')."""
+    from seq2seq.config import recipe_from_dict
+    from seq2seq.translator import Translator
+
+    recipe = make_tiny_recipe(tmp_path)
+    recipe["data"]["max_source_length"] = 3
+    recipe["model"]["copy"] = True
+    model = make_model(vocab_size=len(char_vocab), copy=True)
+    translator = Translator(model, char_vocab, char_vocab, recipe_from_dict(recipe), torch.device("cpu"))
+    src, oovs = translator.encode(["ab Xc", "Xa"])
+    assert src[0] == char_vocab.encode(["ab"])[0] and oovs == [[], ["X"]]
+
+
 def test_validation_ids_come_from_the_cut_source(tmp_path, char_vocab, make_tiny_recipe):
     from seq2seq.config import recipe_from_dict
     from seq2seq.experiment import _validation
