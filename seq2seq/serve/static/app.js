@@ -100,6 +100,7 @@ function heatmap(att) {
   att.coverage.forEach((c, i) => {
     const cell = foot.insertCell();
     cell.style.setProperty("--w", Math.min(c, 1));
+    cell.classList.toggle("dark", c > 0.6);
     cell.textContent = c.toFixed(1);
     cell.title = `${att.source[i]}: attention summed over the output, ${c.toFixed(3)}`;
   });
