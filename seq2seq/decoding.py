@@ -5,7 +5,8 @@ by validation inside training and by tools/bench.py; the search itself is seq2se
 An empty source is not searched (the model never saw an empty sentence): its one hypothesis is
 empty, with score 0 (log 1) and, when asked for, a (1, 0) attention matrix.
 
-    hyps = decode_ids(model, [[5, 9, 7], [4]], recipe.decoding, device, beam_size=5, nbest=2)
+    hyps = decode_ids(model, [[5, 9, 7], [4]], recipe.decoding, device,
+                      autocast_on=recipe.training.autocast, beam_size=5, nbest=2)
     hyps[0][0].tokens, hyps[0][0].score   # the best hypothesis of the first source
 """
 
@@ -21,10 +22,12 @@ from seq2seq.search import Hypothesis, beam_search, greedy_search, max_lengths
 
 
 def decode_ids(model, sources: list[list[int]], cfg: DecodingConfig, device: torch.device, *,
-               beam_size: int | None = None, batch_size: int | None = None, nbest: int = 1,
-               return_attention: bool = False, progress: bool = False) -> list[list[Hypothesis]]:
+               autocast_on: bool, beam_size: int | None = None, batch_size: int | None = None,
+               nbest: int = 1, return_attention: bool = False,
+               progress: bool = False) -> list[list[Hypothesis]]:
     """Search every non-empty source (id lists); `beam_size` and `batch_size` None take the
-    decoding section's. Returns up to `nbest` hypotheses per source, best first."""
+    decoding section's; `autocast_on` is the recipe's training.autocast (bf16 on CUDA, as the
+    model was trained and validated). Returns up to `nbest` hypotheses per source, best first."""
     beam = beam_size or cfg.beam_size
     size = batch_size or cfg.batch_size
     results: list[list[Hypothesis]] = [
@@ -40,7 +43,7 @@ def decode_ids(model, sources: list[list[int]], cfg: DecodingConfig, device: tor
         limit = max_lengths(batch.src_lengths, cfg.max_length_ratio, cfg.max_length_offset)
         if cfg.max_length:
             limit = limit.clamp(max=cfg.max_length)
-        with autocast(device):
+        with autocast(device, autocast_on):
             if beam == 1:
                 hyps = greedy_search(model, batch.src, batch.src_lengths, limit,
                                      return_attention=return_attention, min_length=cfg.min_length,

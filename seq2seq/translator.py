@@ -55,8 +55,9 @@ class Translator:
         """Hypotheses (ids, scores, attention) for each line."""
         sources, _ = self.encode(lines)
         return decode_ids(self.model, sources, decoding or self.recipe.decoding, self.device,
-                          beam_size=beam_size, batch_size=batch_size, nbest=nbest,
-                          return_attention=return_attention, progress=progress)
+                          autocast_on=self.recipe.training.autocast, beam_size=beam_size,
+                          batch_size=batch_size, nbest=nbest, return_attention=return_attention,
+                          progress=progress)
 
     def to_text(self, token_lists: list[list[int]], oovs: list[list[str]] | None) -> list[str]:
         """Output ids -> text; with copy, extended ids come out as the source text they stand for."""
@@ -68,5 +69,6 @@ class Translator:
         """One output line per input line; `decoding` replaces the recipe's decoding section."""
         sources, oovs = self.encode(lines)
         hyps = decode_ids(self.model, sources, decoding or self.recipe.decoding, self.device,
-                          beam_size=beam_size, batch_size=batch_size, progress=progress)
+                          autocast_on=self.recipe.training.autocast, beam_size=beam_size,
+                          batch_size=batch_size, progress=progress)
         return self.to_text([h[0].tokens for h in hyps], oovs)
