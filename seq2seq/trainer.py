@@ -205,7 +205,8 @@ class Trainer:
                 logits, _ = self.model(batch)
             total += float(sequence_nll(logits, batch.tgt_out))
             ntok += batch.num_tgt_tokens
-        hyps = decode_ids(self.model, self.valid.src, self.recipe.decoding, self.device, beam_size=1)
+        hyps = decode_ids(self.model, self.valid.src, self.recipe.decoding, self.device,
+                          autocast_on=self.cfg.autocast, beam_size=1)
         text = decode_extended(self.tgt_vocab, [h[0].tokens for h in hyps], self.valid.oovs)
         self.model.train()
         result = {"valid_loss": total / max(ntok, 1), "valid_ppl": math.exp(min(total / max(ntok, 1), 50))}

@@ -172,11 +172,12 @@ def measure_training(trainer, corpus, batches: list[np.ndarray], warmup: int, de
             "model_gflop_s": train_flops / seconds / 1e9}
 
 
-def measure_decoding(model, sources: list[list[int]], cfg, device, beam: int) -> dict:
-    decode_ids(model, sources[:8], cfg, device, beam_size=beam)  # warm-up (and compilation)
+def measure_decoding(model, sources: list[list[int]], cfg, device, beam: int, *, autocast_on: bool) -> dict:
+    # warm-up (and compilation)
+    decode_ids(model, sources[:8], cfg, device, autocast_on=autocast_on, beam_size=beam)
     sync(device)
     start = time.perf_counter()
-    hyps = decode_ids(model, sources, cfg, device, beam_size=beam)
+    hyps = decode_ids(model, sources, cfg, device, autocast_on=autocast_on, beam_size=beam)
     sync(device)
     seconds = time.perf_counter() - start
     steps = sum(len(h[0].tokens) + 1 for h in hyps)  # output tokens + EOS
@@ -250,7 +251,8 @@ def bench_entry(entry: Entry, args, work: Path, cache: dict) -> dict:
         result["decode_split"], result["decode_sentences"] = split, len(lines)
         for label, beam in (("greedy", 1), (f"beam{args.beam_size}", args.beam_size)):
             print(f"bench: {entry.name}: decoding {len(lines)} sentences, {label}", file=sys.stderr)
-            for k, v in measure_decoding(decoder, src_vocab.encode(lines), r.decoding, device, beam).items():
+            for k, v in measure_decoding(decoder, src_vocab.encode(lines), r.decoding, device, beam,
+                                             autocast_on=cfg.autocast).items():
                 result[f"{label}_{k}"] = v
     result["peak_rss_mib"] = peak_rss_mib()
     if device.type == "cuda":
