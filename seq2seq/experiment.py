@@ -19,7 +19,8 @@ from seq2seq.distributed import barrier, setup
 from seq2seq.errors import UserError
 from seq2seq.hub import hub_files, uses_hub
 from seq2seq.model import build_model
-from seq2seq.trainer import Trainer, Validation
+from seq2seq.trainer import Trainer
+from seq2seq.validation import Validation
 from seq2seq.vocab import build_vocabs, load_vocabs
 
 def data_files(recipe: Recipe, prefix: str) -> tuple[Path, Path]:
@@ -129,7 +130,8 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
     if cfg.compile:
         probe = collate(*corpus.pairs(corpus.usable[:4])).to(device)
         say(f"compile: decoder step {compile_decoder_step(model, probe, device, cfg.autocast)}")
-    trainer = Trainer(model, recipe, model_dir, corpus, valid, tgt_vocab, device, world)
+    trainer = Trainer(model, recipe, model_dir, corpus=corpus, valid=valid, tgt_vocab=tgt_vocab, device=device,
+                      world=world)
     if resume:
         _resume_from_latest(trainer, model_dir, say)
     trainer.train()

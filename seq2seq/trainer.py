@@ -18,31 +18,28 @@ from __future__ import annotations
 
 import contextlib
 import math
-import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from seq2seq.checkpoint import (BEST, STEP_LOG, TRAIN_LOG, checkpoint_dir, load_checkpoint, save_checkpoint,
-                                save_weights)
+from seq2seq.batch import collate
+from seq2seq.checkpoint import STEP_LOG, TRAIN_LOG
 from seq2seq.config import Recipe, TrainingConfig
 from seq2seq.curves import redraw_curves
-from seq2seq.batch import collate
 from seq2seq.data import Corpus, make_batches
-from seq2seq.decoding import decode_ids
 from seq2seq.device import autocast
 from seq2seq.distributed import World, all_sum, broadcast
 from seq2seq.errors import UserError
 from seq2seq.logs import JsonLines
-from seq2seq.extended import decode_extended
 from seq2seq.loss import coverage_loss, sequence_nll
-from seq2seq.metrics import bleu, rouge
+from seq2seq.metrics import VALID_METRICS, Metric
 from seq2seq.model import Seq2Seq
+from seq2seq.run_state import Progress, RunState
 from seq2seq.signals import StopRequest
+from seq2seq.validation import Validation, validate
 from seq2seq.vocab import Vocab
 
 
@@ -53,11 +50,12 @@ def build_optimizer(params, cfg: TrainingConfig) -> torch.optim.Optimizer:
     return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def build_scheduler(optimizer, cfg: TrainingConfig):
-    """'plateau' steps on the validation score; 'warmup' on every update (linear, then 1/sqrt)."""
+def build_scheduler(optimizer, cfg: TrainingConfig, metric: Metric = VALID_METRICS["bleu"]):
+    """'plateau' steps on the validation score (`metric`'s); 'warmup' on every update (linear,
+    then 1/sqrt)."""
     if cfg.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience,
+            optimizer, mode="max" if metric.higher_is_better else "min", factor=cfg.plateau_factor, patience=cfg.plateau_patience,
             min_lr=cfg.min_lr)
     if cfg.scheduler == "warmup":
         w = cfg.warmup_steps
@@ -66,36 +64,10 @@ def build_scheduler(optimizer, cfg: TrainingConfig):
     return None
 
 
-@dataclass
-class Validation:
-    """What validation needs: source ids, target ids (for the loss) and reference strings."""
-
-    src: list[list[int]]
-    tgt: list[list[int]]
-    refs: list[str]
-    oovs: list[list[str]] | None = None  # with copy: each source's extended pieces
-
-
-# The validation score that picks the best weights, schedules and stops: the metric's key.
-SCORE_KEY = {"bleu": "bleu", "rouge": "rougeL"}
-
-
-@dataclass
-class Progress:
-    """Everything besides weights and optimizer that an exact resume needs."""
-
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0  # batches of `epoch` already trained on
-    best_score: float = float("-inf")
-    bad_validations: int = 0
-    skipped_steps: int = 0  # non-finite loss or gradient
-    bad_steps_in_row: int = 0  # the same, since the last good step
-    history: list = field(default_factory=list)
-
-
 class Trainer:
-    def __init__(self, model: Seq2Seq, recipe: Recipe, model_dir: Path, corpus: Corpus,
+    """Trains `model` on `corpus` into `model_dir`; `world`: this process's place in a torchrun job."""
+
+    def __init__(self, model: Seq2Seq, recipe: Recipe, model_dir: Path, *, corpus: Corpus,
                  valid: Validation, tgt_vocab: Vocab, device: torch.device, world: World = World()):
         self.model, self.recipe, self.cfg = model, recipe, recipe.training
         self.world = world
@@ -103,47 +75,29 @@ class Trainer:
         self.ddp = torch.nn.parallel.DistributedDataParallel(model) if world.distributed else model
         self.model_dir, self.corpus, self.valid = model_dir, corpus, valid
         self.tgt_vocab, self.device = tgt_vocab, device
+        self.metric = VALID_METRICS[self.cfg.valid_metric]
         self.optimizer = build_optimizer(model.parameters(), self.cfg)
-        self.scheduler = build_scheduler(self.optimizer, self.cfg)
-        self.progress = Progress()
+        self.scheduler = build_scheduler(self.optimizer, self.cfg, self.metric)
+        self.state = RunState(model, self.optimizer, self.scheduler, model_dir, world,
+                              keep=self.cfg.keep_checkpoints, best_score=self.metric.worst)
         self.log = JsonLines(model_dir / TRAIN_LOG)  # one line per validation
         self.step_log = JsonLines(model_dir / STEP_LOG)  # one line per update
-        self.last_checkpoint: Path | None = None  # the newest one saved or resumed from
         self.interrupted: str | None = None  # the signal that stopped training, if one did
         self.train_seconds, self.train_tokens = 0.0, 0  # this process's steps; tokens of all processes
 
-    # ------------------------------------------------------------ state
+    @property
+    def progress(self) -> Progress:
+        return self.state.progress
 
-    def state_dict(self) -> dict:
-        p = self.progress
-        return {"progress": {k: getattr(p, k) for k in vars(p)},
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-                "rng_torch": torch.get_rng_state(),
-                "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "rng_python": random.getstate(),
-                "rng_numpy": _numpy_rng_state()}
+    @property
+    def last_checkpoint(self) -> Path | None:
+        """The newest checkpoint saved or resumed from."""
+        return self.state.last_checkpoint
 
     def resume(self, path: Path) -> None:
         """Continue from a checkpoint; the logs lose what was written after it (done again)."""
-        state = load_checkpoint(path, self.model)
+        self.state.load(path)
         self.model.to(self.device)
-        try:
-            self.progress = Progress(**state["progress"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            if self.scheduler is not None and state["scheduler"] is not None:
-                self.scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["rng_torch"])
-            if torch.cuda.is_available() and state["rng_cuda"]:
-                torch.cuda.set_rng_state_all(state["rng_cuda"])
-            if "rng_python" in state:  # (absent from checkpoints of older versions)
-                random.setstate(state["rng_python"])
-                np.random.set_state(_numpy_rng_tuple(state["rng_numpy"]))
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            first = (str(e).splitlines() or [""])[0]
-            raise UserError(f"{path}: trainer state does not fit this recipe "
-                            f"({e.__class__.__name__}: {first})") from None
-        self.last_checkpoint = path
         self.log.trim(self.progress.step)
         self.step_log.trim(self.progress.step)
 
@@ -195,25 +149,9 @@ class Trainer:
             self.scheduler.step()
         return loss, ntok, norm
 
-    @torch.no_grad()
     def validate(self) -> dict:
-        self.model.eval()
-        total, ntok = 0.0, 0
-        for start in range(0, len(self.valid.src), 64):
-            batch = collate(self.valid.src[start:start + 64], self.valid.tgt[start:start + 64]).to(self.device)
-            with autocast(self.device, self.cfg.autocast):
-                logits, _ = self.model(batch)
-            total += float(sequence_nll(logits, batch.tgt_out))
-            ntok += batch.num_tgt_tokens
-        hyps = decode_ids(self.model, self.valid.src, self.recipe.decoding, self.device,
-                          autocast_on=self.cfg.autocast, beam_size=1)
-        text = decode_extended(self.tgt_vocab, [h[0].tokens for h in hyps], self.valid.oovs)
-        self.model.train()
-        result = {"valid_loss": total / max(ntok, 1), "valid_ppl": math.exp(min(total / max(ntok, 1), 50))}
-        if self.cfg.valid_metric == "rouge":
-            return {**result, **rouge(text, self.valid.refs)}
-        score, signature = bleu(text, self.valid.refs)
-        return {**result, "bleu": score, "signature": signature}
+        return validate(self.model, self.valid, self.tgt_vocab, metric=self.metric,
+                        decoding=self.recipe.decoding, device=self.device, use_autocast=self.cfg.autocast)
 
     # ------------------------------------------------------------ loop
 
@@ -224,16 +162,9 @@ class Trainer:
 
     def _after_validation(self, result: dict) -> bool:
         """Record, keep the best weights, schedule, and say whether to stop early."""
-        p = self.progress
+        p, key = self.progress, self.metric.key
         result.update(step=p.step, epoch=p.epoch, lr=self.optimizer.param_groups[0]["lr"])
-        key = SCORE_KEY[self.cfg.valid_metric]
-        improved = result[key] > p.best_score and self._weights_finite()
-        if improved:
-            p.best_score, p.bad_validations = result[key], 0
-            if self.world.is_main:
-                save_weights(self.model, self.model_dir / BEST)
-        else:
-            p.bad_validations += 1
+        improved = self.state.keep_if_best(result[key], self.metric.better)
         result["best"] = improved
         p.history.append({k: result[k] for k in ("step", "epoch", key, "valid_loss")})
         if self.world.is_main:
@@ -243,26 +174,10 @@ class Trainer:
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step(result[key])
         if self.world.is_main:
-            scores = (f"BLEU {result['bleu']:.2f}" if key == "bleu" else
-                      "ROUGE-1/2/L {rouge1:.2f}/{rouge2:.2f}/{rougeL:.2f}".format(**result))
-            tqdm.write(f"validation step {p.step} after {p.epoch} epochs: {scores} "
+            tqdm.write(f"validation step {p.step} after {p.epoch} epochs: {self.metric.summary(result)} "
                        f"loss {result['valid_loss']:.3f} ppl {result['valid_ppl']:.2f}"
                        + ("  (best, saved)" if improved else f"  (no gain x{p.bad_validations})"))
         return 0 < self.cfg.patience <= p.bad_validations
-
-    def _weights_finite(self) -> bool:
-        return bool(torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all())
-
-    def _checkpoint(self) -> None:
-        """Save a checkpoint, unless the weights went non-finite: it would push out a good one."""
-        if not self._weights_finite():
-            tqdm.write(f"warning: step {self.progress.step}: weights are not finite; no checkpoint saved")
-            return
-        if not self.world.is_main:
-            self.last_checkpoint = checkpoint_dir(self.model_dir, self.progress.step)
-            return
-        self.last_checkpoint = save_checkpoint(self.model_dir, self.progress.step, self.model,
-                                               self.state_dict(), keep=self.cfg.keep_checkpoints)
 
     def _record_step(self, loss: float, ntok: int, norm: float) -> None:
         """Log the step; count non-finite ones and stop after `max_bad_steps` of them in a row."""
@@ -285,9 +200,9 @@ class Trainer:
         if (cfg.validate_every and p.step % cfg.validate_every == 0) or \
                 (not cfg.validate_every and end_of_epoch):
             stop = "patience" if self._validation_round() else None
-            self._checkpoint()
+            self.state.save()
         elif cfg.checkpoint_every and p.step % cfg.checkpoint_every == 0:
-            self._checkpoint()
+            self.state.save()
         if cfg.max_steps and p.step >= cfg.max_steps:
             stop = stop or "max_steps"
         signalled = request.signal is not None
@@ -347,22 +262,9 @@ class Trainer:
             finally:
                 self.step_log.close()
             self.interrupted = request.signal if reason == "signal" and p.epoch < cfg.epochs else None
-            saved = self.last_checkpoint == checkpoint_dir(self.model_dir, p.step)
-            validated = bool(p.history) and p.history[-1]["step"] == p.step
-            if not self.interrupted and not validated:  # the steps since the last validation
+            validate = not self.interrupted and not p.validated  # the steps since the last validation
+            if validate:
                 self._validation_round()
-                saved = False
-            if not saved:
-                self._checkpoint()
+            if validate or not self.state.saved:
+                self.state.save()
         return p
-
-
-def _numpy_rng_state() -> dict:
-    name, key, pos, has_gauss, gauss = np.random.get_state(legacy=True)
-    return {"name": name, "key": key.tolist(), "pos": int(pos), "has_gauss": int(has_gauss),
-            "gauss": float(gauss)}
-
-
-def _numpy_rng_tuple(state: dict) -> tuple:
-    return (state["name"], np.asarray(state["key"], dtype=np.uint32), state["pos"], state["has_gauss"],
-            state["gauss"])

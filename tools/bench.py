@@ -50,7 +50,8 @@ from seq2seq.device import autocast, resolve_device
 from seq2seq.errors import UserError
 from seq2seq.experiment import data_files
 from seq2seq.model import build_model
-from seq2seq.trainer import Trainer, Validation
+from seq2seq.trainer import Trainer
+from seq2seq.validation import Validation
 from seq2seq.translator import Translator
 from seq2seq.vocab import build_vocabs, load_vocabs
 
@@ -219,7 +220,8 @@ def bench_entry(entry: Entry, args, work: Path, cache: dict) -> dict:
               "baseline": entry.baseline or "-"}
     if entry.baseline:
         apply_model_baseline(entry.baseline, model)
-    trainer = Trainer(model, r, work / "model", corpus, Validation([], [], []), tgt_vocab, device)
+    trainer = Trainer(model, r, work / "model", corpus=corpus, valid=Validation([], [], []), tgt_vocab=tgt_vocab,
+                      device=device)
     if entry.baseline:
         apply_trainer_baseline(entry.baseline, trainer)
     plan = trainer.epoch_batches(0)

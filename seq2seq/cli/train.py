@@ -48,9 +48,9 @@ def main(argv) -> int:
     import resource
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     rate = trainer.train_tokens / max(trainer.train_seconds, 1e-9)
-    metric = "ROUGE-L" if recipe.training.valid_metric == "rouge" else "BLEU"
     print(f"done: {p.step} steps; training {trainer.train_seconds / 60:.1f} min at {rate:.0f} target "
-          f"tokens/s; peak memory {peak:.2f} GiB; best validation {metric} {p.best_score:.2f}{skipped}; "
+          f"tokens/s; peak memory {peak:.2f} GiB; best validation {trainer.metric.name} "
+          f"{p.best_score:.2f}{skipped}; "
           f"model in {args.model_dir}")
     return 0
 

@@ -1,0 +1,130 @@
+"""Run state: what an exact resume needs besides the weights, the checkpoints that hold it, and
+the best weights.
+
+    checkpoints/step_N/state.json + state.safetensors (seq2seq/checkpoint.py stores them):
+      progress    step, epoch, batch within the epoch, best score, validations without gain, ...
+      optimizer   torch's state dict (its tensors go to state.safetensors)
+      scheduler   torch's state dict, or null
+      rng_torch, rng_cuda, rng_python, rng_numpy   the random generators
+
+Only rank 0 writes; every rank reads what it wrote.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from seq2seq.checkpoint import BEST, checkpoint_dir, load_checkpoint, save_checkpoint, save_weights
+from seq2seq.distributed import World
+from seq2seq.errors import UserError
+
+
+@dataclass
+class Progress:
+    """Everything besides weights, optimizer and generators that an exact resume needs."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of `epoch` already trained on
+    best_score: float = float("-inf")
+    bad_validations: int = 0
+    skipped_steps: int = 0  # non-finite loss or gradient
+    bad_steps_in_row: int = 0  # the same, since the last good step
+    history: list = field(default_factory=list)
+
+    @property
+    def validated(self) -> bool:
+        """Whether the current step has been validated."""
+        return bool(self.history) and self.history[-1]["step"] == self.step
+
+
+def weights_finite(model: torch.nn.Module) -> bool:
+    return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
+
+
+class RunState:
+    """One run's progress, checkpoints and best weights, around the model and optimizer it saves."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler,
+                 model_dir: Path, world: World, *, keep: int, best_score: float = float("-inf")):
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.model_dir, self.world, self.keep = model_dir, world, keep
+        self.progress = Progress(best_score=best_score)
+        self.last_checkpoint: Path | None = None  # the newest one saved or resumed from
+
+    def state_dict(self) -> dict:
+        p = self.progress
+        return {"progress": {k: getattr(p, k) for k in vars(p)},
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                **_rng_state()}
+
+    def load(self, path: Path) -> None:
+        """Weights, optimizer, scheduler, progress and generators from a checkpoint."""
+        state = load_checkpoint(path, self.model)
+        try:
+            self.progress = Progress(**state["progress"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None and state["scheduler"] is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            _set_rng_state(state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            first = (str(e).splitlines() or [""])[0]
+            raise UserError(f"{path}: trainer state does not fit this recipe "
+                            f"({e.__class__.__name__}: {first})") from None
+        self.last_checkpoint = path
+
+    def save(self) -> None:
+        """Save a checkpoint, unless the weights went non-finite: it would push out a good one."""
+        step = self.progress.step
+        if not weights_finite(self.model):
+            tqdm.write(f"warning: step {step}: weights are not finite; no checkpoint saved")
+            return
+        if self.world.is_main:
+            save_checkpoint(self.model_dir, step, self.model, self.state_dict(), keep=self.keep)
+        self.last_checkpoint = checkpoint_dir(self.model_dir, step)
+
+    @property
+    def saved(self) -> bool:
+        """Whether the newest checkpoint holds the current step."""
+        return self.last_checkpoint == checkpoint_dir(self.model_dir, self.progress.step)
+
+    def keep_if_best(self, score: float, better) -> bool:
+        """Count a validation's score; the best (with finite weights) become best.safetensors.
+        `better(score, best)` says whether a score beats the best so far."""
+        p = self.progress
+        improved = better(score, p.best_score) and weights_finite(self.model)
+        if improved:
+            p.best_score, p.bad_validations = score, 0
+            if self.world.is_main:
+                save_weights(self.model, self.model_dir / BEST)
+        else:
+            p.bad_validations += 1
+        return improved
+
+
+def _rng_state() -> dict:
+    """This process's generators: torch (CPU and CUDA), Python's and numpy's global ones."""
+    name, key, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    return {"rng_torch": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "rng_python": random.getstate(),
+            "rng_numpy": {"name": name, "key": key.tolist(), "pos": int(pos),
+                          "has_gauss": int(has_gauss), "gauss": float(gauss)}}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["rng_torch"])
+    if torch.cuda.is_available() and state["rng_cuda"]:
+        torch.cuda.set_rng_state_all(state["rng_cuda"])
+    if "rng_python" in state:  # (absent from checkpoints of older versions)
+        random.setstate(state["rng_python"])
+        n = state["rng_numpy"]
+        np.random.set_state((n["name"], np.asarray(n["key"], dtype=np.uint32), n["pos"],
+                             n["has_gauss"], n["gauss"]))
