@@ -439,3 +439,17 @@ def load_recipe(path: str | Path, overrides: list[str] = (),
 def to_dict(recipe: Recipe) -> dict:
     """Plain data for JSON; tuples become lists."""
     return dataclasses.asdict(recipe)
+
+
+def recipe_value(recipe: Recipe, key: str) -> Any:
+    """The plain value at a key path: a field ('data.test' -> a list) or a section (a dict)."""
+    node: Any = to_dict(recipe)
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            valid = list(node) if isinstance(node, dict) else []
+            near = difflib.get_close_matches(part, valid, 1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            listed = f"(valid keys: {', '.join(valid)})" if valid else "(a value has no keys)"
+            raise UserError(f"{key}: unknown key; {hint}{listed}")
+        node = node[part]
+    return node

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Train a summarisation recipe, then report ROUGE-1/2/L F1 on the validation split (beam from
-# the recipe) and summarise three validation documents with seq2seq-summarize.
+# Train a summarisation recipe, then report ROUGE-1/2/L F1 on each split the recipe's data.test
+# names (beam from the recipe; data.test=[...] on the command line picks others) and summarise
+# three documents of the first with seq2seq-summarize.
 #   bash recipes/summarization/run.sh RECIPE DATA_DIR MODEL_DIR [key.path=value ...] [--overwrite]
 #   bash recipes/summarization/run.sh recipes/summarization/dialogsum.yaml ../shared/data/dialogsum runs/dialogsum
-# DATA_DIR holds train.src, train.tgt, valid.src, valid.tgt (one document / summary per line);
-# any valid.ann*.tgt there are scored as further references too.
+# DATA_DIR holds the splits as <split>.<data.src> and <split>.<data.tgt> (train.src, train.tgt,
+# valid.src, valid.tgt: one document / summary per line); any <split>.ann*.<data.tgt> there are
+# scored as further references too.
 set -euo pipefail
 usage="usage: run.sh RECIPE DATA_DIR MODEL_DIR [key.path=value ...]"
 recipe=${1:?$usage}
@@ -12,21 +14,31 @@ data=${2:?$usage}
 model=${3:?$usage}
 shift 3
 
+# the recipe's file suffixes and test splits (overrides included): one value a line, then a split a line
+values=$(seq2seq-train "$recipe" "$@" --print data.src --print data.tgt --print data.test)
+mapfile -t values <<< "$values"
+src=${values[0]} tgt=${values[1]} splits=("${values[@]:2}")
+[ ${#splits[@]} -gt 0 ] || echo "warning: $recipe: data.test is empty; nothing will be scored" >&2
+
 start=$(date +%s)
 seq2seq-train "$recipe" --model-dir "$model" data.dir="$data" "$@"
 echo "training wall time: $(( $(date +%s) - start )) s"
 
-echo "== validation ROUGE, $model"
-seq2seq-evaluate "$model" --src "$data/valid.src" --ref "$data/valid.tgt" --metric rouge \
-  --output "$model/valid.summaries" --json | tee "$model/rouge_valid.json"
-refs=()
-for extra in "$data"/valid.ann*.tgt; do
-  [ -e "$extra" ] && refs+=(--ref "$extra")
+for split in ${splits[@]+"${splits[@]}"}; do
+  echo "== $split ROUGE, $model"
+  seq2seq-evaluate "$model" --src "$data/$split.$src" --ref "$data/$split.$tgt" --metric rouge \
+    --output "$model/$split.summaries" --json | tee "$model/rouge_$split.json"
+  refs=()
+  for extra in "$data/$split".ann*."$tgt"; do
+    [ -e "$extra" ] && refs+=(--ref "$extra")
+  done
+  if [ ${#refs[@]} -gt 0 ]; then
+    echo "== $split ROUGE, $(( ${#refs[@]} / 2 + 1 )) references"
+    seq2seq-evaluate "$model" --src "$data/$split.$src" --ref "$data/$split.$tgt" "${refs[@]}" \
+      --metric rouge --json | tee "$model/rouge_${split}_multi.json"
+  fi
 done
-if [ ${#refs[@]} -gt 0 ]; then
-  echo "== validation ROUGE, $(( ${#refs[@]} / 2 + 1 )) references"
-  seq2seq-evaluate "$model" --src "$data/valid.src" --ref "$data/valid.tgt" "${refs[@]}" \
-    --metric rouge --json | tee "$model/rouge_valid_multi.json"
+if [ ${#splits[@]} -gt 0 ]; then
+  echo "== three ${splits[0]} documents through seq2seq-summarize"
+  head -n 3 "$data/${splits[0]}.$src" | seq2seq-summarize "$model"
 fi
-echo "== three validation documents through seq2seq-summarize"
-head -n 3 "$data/valid.src" | seq2seq-summarize "$model"

@@ -1,32 +1,61 @@
 """seq2seq-train RECIPE --model-dir DIR [key.path=value ...] [--resume | --overwrite]
+seq2seq-train RECIPE [key.path=value ...] --print KEY      (a resolved value, for scripts)
 
 Data-parallel on N GPUs or CPU processes: torchrun --nproc-per-node N -m seq2seq.cli.train ...
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
 from pathlib import Path
 
 from seq2seq.cli.common import ArgumentParser, run
+from seq2seq.errors import UserError
 
 
 def parser() -> ArgumentParser:
     p = ArgumentParser(prog="seq2seq-train", description="Train a model from a YAML recipe.")
     p.add_argument("recipe", help="YAML recipe file")
     p.add_argument("overrides", nargs="*", help="recipe values as key.path=value")
-    p.add_argument("--model-dir", required=True, help="where the model directory is written")
+    p.add_argument("--model-dir", help="where the model directory is written (required to train)")
     p.add_argument("--resume", action="store_true", help="continue the run in --model-dir")
     p.add_argument("--overwrite", action="store_true", help="replace the model in --model-dir")
+    p.add_argument("--print", metavar="KEY", dest="print_keys", action="append",
+                   help="print the resolved recipe value at KEY (a list one item a line, a section "
+                        "as JSON; repeat for more, in order) and exit without training, e.g. "
+                        "--print data.test")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
 
+def show(value) -> str:
+    """A recipe value as scripts read it: list items one a line, sections as JSON, YAML's booleans."""
+    if isinstance(value, (list, tuple)):
+        return "".join(f"{item}\n" for item in value)
+    if isinstance(value, dict):
+        return json.dumps(value) + "\n"
+    if isinstance(value, bool):
+        return "true\n" if value else "false\n"
+    return f"{value}\n"
+
+
 def main(argv) -> int:
-    args = parser().parse_intermixed_args(argv)
-    from seq2seq.config import load_recipe
+    p = parser()
+    args = p.parse_intermixed_args(argv)
+    from seq2seq.config import load_recipe, recipe_value
+    if args.print_keys:
+        recipe = load_recipe(args.recipe, args.overrides)
+        try:
+            text = "".join(show(recipe_value(recipe, key)) for key in args.print_keys)
+        except UserError as e:
+            raise UserError(f"--print {e}") from None
+        sys.stdout.write(text)
+        return 0
+    if not args.model_dir:
+        p.error("the following arguments are required: --model-dir")
     from seq2seq.experiment import train
     from seq2seq.distributed import teardown
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 speaks

@@ -1,0 +1,107 @@
+"""The recipe scripts score the splits the recipe's `data.test` names (with the command line's
+overrides), read through `seq2seq-train RECIPE [key=value ...] --print KEY`: the scripts run for
+real, the commands they call (but --print) are stubs that record what they are asked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+STUB = """#!/usr/bin/env bash
+# {name}: the real command answers --print; anything else is recorded, one line per call
+if [[ " $* " == *" --print "* ]]; then exec "{python}" -m seq2seq.cli.train "$@"; fi
+echo "{name} $*" >> "{log}"
+prev=""
+for arg in "$@"; do [ "$prev" != --model-dir ] || mkdir -p "$arg"; prev=$arg; done
+[ "{name}" != seq2seq-evaluate ] || echo '{{"score": 1}}'
+"""
+
+
+def run_script(*args, cwd: Path) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run a recipe script with seq2seq-train (but for --print), -evaluate and -summarize
+    replaced by stubs that record their arguments: what the script asks for, without the
+    minutes of real commands. Returns the result and the recorded calls."""
+    stubs, log = cwd / "stubs", cwd / "calls.log"
+    stubs.mkdir()
+    for name in ("seq2seq-train", "seq2seq-evaluate", "seq2seq-summarize"):
+        (stubs / name).write_text(STUB.format(name=name, python=sys.executable, log=log))
+        (stubs / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{stubs}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(["bash", *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                            env=env, timeout=300)
+    return result, log.read_text().splitlines() if log.exists() else []
+
+
+def train_print(tmp_path, capsys, *args):
+    from seq2seq.cli.common import run as run_main
+    from seq2seq.cli.train import main
+    with pytest.raises(SystemExit) as info:
+        run_main(main, [str(a) for a in args])
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+def test_print_shows_resolved_values_without_training(tmp_path, capsys):
+    recipe = REPO / "recipes/translation/multi30k_en_de.yaml"
+    assert train_print(tmp_path, capsys, recipe, "--print", "data.test") == (0, "val\ntest_2016_flickr\n", "")
+    code, out, _ = train_print(tmp_path, capsys, recipe, "data.test=[a, b c]", "--print", "data.test")
+    assert (code, out) == (0, "a\nb c\n")
+    code, out, _ = train_print(tmp_path, capsys, recipe, "data.test=[]", "--print", "data.test")
+    assert (code, out) == (0, "")
+    assert train_print(tmp_path, capsys, recipe, "--print", "data.tgt")[1] == "de\n"
+    assert train_print(tmp_path, capsys, recipe, "--print", "model.decoder.input_feeding")[1] == "true\n"
+    code, out, _ = train_print(tmp_path, capsys, recipe, "--print", "model.attention")
+    assert json.loads(out) == {"type": "bahdanau", "hidden_size": 0, "coverage": False, "scaled": False}
+    code, out, _ = train_print(tmp_path, capsys, recipe, "data.tgt=fr", "--print", "data.src",
+                               "--print", "data.tgt", "--print", "data.test")
+    assert (code, out) == (0, "en\nfr\nval\ntest_2016_flickr\n")  # in the order asked
+    code, _, err = train_print(tmp_path, capsys, recipe, "--print", "data.tset")
+    assert code == 2 and err.startswith("error: --print data.tset: unknown key; did you mean 'test'?")
+    code, _, err = train_print(tmp_path, capsys, recipe)
+    assert code == 2 and "--model-dir" in err
+
+
+def test_multi30k_script_scores_the_recipes_test_splits(tmp_path):
+    recipe = REPO / "recipes/translation/multi30k_en_de.yaml"
+    result, calls = run_script(REPO / "recipes/translation/multi30k.sh", "DATA", "MODEL", recipe,
+                               "data.test=[other, b c]", "data.tgt=fr", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert calls[0] == f"seq2seq-train {recipe} --model-dir MODEL data.dir=DATA data.test=[other, b c] data.tgt=fr"
+    scored = [c for c in calls if c.startswith("seq2seq-evaluate")]
+    assert scored == [f"seq2seq-evaluate MODEL --src DATA/{split}.en --ref DATA/{split}.fr --beam-size {beam} "
+                      f"--output MODEL/{split}.beam{beam}.fr --json"
+                      for split in ("other", "b c") for beam in (1, 5)]
+
+
+def test_script_with_no_test_split_says_so(tmp_path):
+    result, calls = run_script(REPO / "recipes/translation/multi30k.sh", "DATA", "MODEL", "data.test=[]",
+                               cwd=tmp_path)
+    assert result.returncode == 0 and len(calls) == 1
+    assert "warning: " in result.stderr and "data.test is empty" in result.stderr
+
+
+def test_summarization_script_scores_the_recipes_test_splits(tmp_path):
+    """Each data.test split is scored by ROUGE, with its extra references <split>.ann*.<tgt> in a
+    second run; three documents of the first split go through seq2seq-summarize."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("one.src", "one.ann0.tgt"):
+        (data / name).write_text("x\n")
+    recipe = REPO / "recipes/summarization/aeslc.yaml"
+    result, calls = run_script(REPO / "recipes/summarization/run.sh", recipe, data, "MODEL",
+                               "data.test=[one, two]", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    evaluate = [c.split(" --metric")[0] for c in calls if c.startswith("seq2seq-evaluate")]
+    assert evaluate == [f"seq2seq-evaluate MODEL --src {data}/one.src --ref {data}/one.tgt",
+                        f"seq2seq-evaluate MODEL --src {data}/one.src --ref {data}/one.tgt "
+                        f"--ref {data}/one.ann0.tgt",
+                        f"seq2seq-evaluate MODEL --src {data}/two.src --ref {data}/two.tgt"]
+    assert calls[-1] == "seq2seq-summarize MODEL" and "three one documents" in result.stdout
