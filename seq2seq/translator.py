@@ -61,7 +61,7 @@ class Translator:
 
     def to_text(self, token_lists: list[list[int]], oovs: list[list[str]] | None) -> list[str]:
         """Output ids -> text; with copy, extended ids come out as the source text they stand for."""
-        return decode_extended(self.tgt_vocab, token_lists, oovs)
+        return decode_extended(self.tgt_vocab, token_lists, oovs) if token_lists else []
 
     def translate(self, lines: list[str], beam_size: int | None = None,
                   batch_size: int | None = None, progress: bool = False,
