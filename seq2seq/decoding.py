@@ -18,6 +18,7 @@ from tqdm import tqdm
 from seq2seq.batch import collate
 from seq2seq.config import DecodingConfig
 from seq2seq.device import autocast
+from seq2seq.errors import UserError
 from seq2seq.search import Hypothesis, beam_search, greedy_search, max_lengths
 
 
@@ -30,6 +31,9 @@ def decode_ids(model, sources: list[list[int]], cfg: DecodingConfig, device: tor
     model was trained and validated). Returns up to `nbest` hypotheses per source, best first."""
     beam = beam_size or cfg.beam_size
     size = batch_size or cfg.batch_size
+    if not 1 <= nbest <= beam:
+        raise UserError(f"nbest {nbest} is not between 1 and the beam size {beam} (a beam search "
+                        "keeps beam_size hypotheses; greedy search one)")
     results: list[list[Hypothesis]] = [
         [] if s else [Hypothesis([], 0.0, torch.zeros(1, 0) if return_attention else None)]
         for s in sources]

@@ -133,6 +133,8 @@ def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: to
     ending in EOS (among the first K) into a pool of the K best finished hypotheses, and keeps
     the best K others alive. No Python loop over sentences or hypotheses.
     """
+    if not 1 <= nbest <= beam_size:
+        raise ValueError(f"nbest {nbest} must be between 1 and beam_size {beam_size}")
     B, K = src.size(0), beam_size
     device = src.device
     max_len = max_len.to(device)
@@ -216,7 +218,7 @@ def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: to
     out = []
     for b in range(B):
         hyps = []
-        for k in range(min(nbest, K)):
+        for k in range(nbest):
             if k > 0 and pool[b][k] == float("-inf"):
                 break  # fewer than nbest hypotheses ever ended
             seq = pool_tokens[b][k]

@@ -34,7 +34,8 @@ class Summarizer(Translator):
                   min_length: int | None = None, max_length: int | None = None,
                   no_repeat_ngram_size: int | None = None, batch_size: int | None = None,
                   progress: bool = False) -> list[str]:
-        """One summary per document; None keeps the recipe's value."""
+        """One summary per document; None keeps the recipe's value. An empty or whitespace-only
+        document gets an empty summary (it is not searched, whatever min_length says)."""
         changes = {"min_length": min_length, "max_length": max_length,
                    "no_repeat_ngram_size": no_repeat_ngram_size}
         for name, value in changes.items():
@@ -42,4 +43,4 @@ class Summarizer(Translator):
                 raise UserError(f"{name}: must be >= 0, got {value}")
         decoding = dataclasses.replace(self.recipe.decoding,
                                        **{k: v for k, v in changes.items() if v is not None})
-        return self.translate(documents, beam_size, batch_size, progress, decoding)
+        return self.translate(documents, beam_size, batch_size, progress=progress, decoding=decoding)

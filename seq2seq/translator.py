@@ -1,11 +1,18 @@
 """Load a model directory and translate: the Python entry point.
 
     from seq2seq import Translator
-    print(Translator.load("runs/demo").translate(["Tuesday, 3 March 2015"]))
+    translator = Translator.load("runs/demo")
+    translator.translate(["Tuesday, 3 March 2015"])            # one string per line
+    translator.translate(["12/25/99"], beam_size=5, nbest=3)   # up to 3 strings per line
+    [t] = translator.translate_full(["12/25/99"], beam_size=5, nbest=2, attention=True)
+    t.source_pieces, t.hypotheses[0].text, t.hypotheses[0].score, t.hypotheses[0].attention
+
+An empty or whitespace-only line is not searched: its output is empty (score 0).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -16,7 +23,26 @@ from seq2seq.decoding import decode_ids
 from seq2seq.device import resolve_device
 from seq2seq.extended import cut_sources, decode_extended, encode_sources
 from seq2seq.model import Seq2Seq, build_model
-from seq2seq.vocab import Vocab, load_vocabs
+from seq2seq.vocab import EOS, UNK, Vocab, load_vocabs
+
+
+@dataclass
+class Candidate:
+    """One hypothesis for one input line."""
+
+    text: str
+    score: float  # the search's: log P(output + EOS | source), / GNMT length penalty with beam > 1
+    pieces: list[str]  # the output pieces, '</s>' last; a copied piece as its source text
+    attention: torch.Tensor | None = None  # (len(pieces), len(source_pieces)), when asked for
+
+
+@dataclass
+class Translation:
+    """An input line, the pieces the model read, and its hypotheses, best first."""
+
+    source: str
+    source_pieces: list[str]  # cut to data.max_source_length; [] for a blank line
+    hypotheses: list[Candidate]
 
 
 class Translator:
@@ -52,7 +78,7 @@ class Translator:
     def search(self, lines: list[str], beam_size: int | None = None, batch_size: int | None = None,
                nbest: int = 1, return_attention: bool = False, progress: bool = False,
                decoding: DecodingConfig | None = None):
-        """Hypotheses (ids, scores, attention) for each line."""
+        """The search's hypotheses (ids, scores, attention) for each line (see translate_full)."""
         sources, _ = self.encode(lines)
         return decode_ids(self.model, sources, decoding or self.recipe.decoding, self.device,
                           autocast_on=self.recipe.training.autocast, beam_size=beam_size,
@@ -63,12 +89,43 @@ class Translator:
         """Output ids -> text; with copy, extended ids come out as the source text they stand for."""
         return decode_extended(self.tgt_vocab, token_lists, oovs) if token_lists else []
 
-    def translate(self, lines: list[str], beam_size: int | None = None,
-                  batch_size: int | None = None, progress: bool = False,
-                  decoding: DecodingConfig | None = None) -> list[str]:
-        """One output line per input line; `decoding` replaces the recipe's decoding section."""
+    def translate_full(self, lines: list[str], beam_size: int | None = None, *, nbest: int = 1,
+                       attention: bool = False, batch_size: int | None = None,
+                       progress: bool = False,
+                       decoding: DecodingConfig | None = None) -> list[Translation]:
+        """Each line with up to `nbest` hypotheses (text, score, output pieces and, with
+        `attention`, the attention matrix), best first. `beam_size` None and `decoding` None take
+        the recipe's; nbest must be between 1 and the beam size (a UserError otherwise)."""
         sources, oovs = self.encode(lines)
         hyps = decode_ids(self.model, sources, decoding or self.recipe.decoding, self.device,
                           autocast_on=self.recipe.training.autocast, beam_size=beam_size,
-                          batch_size=batch_size, progress=progress)
-        return self.to_text([h[0].tokens for h in hyps], oovs)
+                          batch_size=batch_size, nbest=nbest, return_attention=attention,
+                          progress=progress)
+        known = oovs if oovs is not None else [[] for _ in lines]
+        flat = [(i, h) for i, line_hyps in enumerate(hyps) for h in line_hyps]
+        texts = self.to_text([h.tokens for _, h in flat], [known[i] for i, _ in flat] if oovs else None)
+        read = self.src_vocab.sp.encode([line if line.strip() else "" for line in lines], out_type=str)
+        results = [Translation(line, pieces[:len(src)], [])  # the pieces of the (cut) ids
+                   for line, pieces, src in zip(lines, read, sources)]
+        for (i, h), text in zip(flat, texts):
+            pieces = self._pieces(h.tokens, known[i]) + [self.tgt_vocab.sp.id_to_piece(EOS)]
+            results[i].hypotheses.append(Candidate(text, h.score, pieces, h.attention))
+        return results
+
+    def translate(self, lines: list[str], beam_size: int | None = None,
+                  batch_size: int | None = None, *, nbest: int = 1, progress: bool = False,
+                  decoding: DecodingConfig | None = None) -> list[str] | list[list[str]]:
+        """One output line per input line; with nbest > 1, a list of up to `nbest` outputs per
+        line, best first. `decoding` replaces the recipe's decoding section."""
+        results = self.translate_full(lines, beam_size, nbest=nbest, batch_size=batch_size,
+                                      progress=progress, decoding=decoding)
+        if nbest == 1:
+            return [r.hypotheses[0].text for r in results]
+        return [[c.text for c in r.hypotheses] for r in results]
+
+    def _pieces(self, tokens: list[int], oovs: list[str]) -> list[str]:
+        """Output ids -> pieces; an extended (copied) id as the source text it stands for, one
+        its sentence does not have as the UNK piece."""
+        size, sp = len(self.tgt_vocab), self.tgt_vocab.sp
+        return [sp.id_to_piece(i) if i < size else
+                oovs[i - size] if i - size < len(oovs) else sp.id_to_piece(UNK) for i in tokens]

@@ -63,6 +63,19 @@ def test_only_empty_sources_never_touch_the_model():
     assert decode_ids(model, [], CFG, CPU, autocast_on=False) == []
 
 
+@pytest.mark.parametrize("beam, nbest", [(2, 3), (1, 2), (2, 0)])
+def test_nbest_must_fit_the_beam(beam, nbest):
+    """A beam keeps beam_size hypotheses, greedy search one: asking for more is an error, not a
+    shorter list."""
+    from seq2seq.errors import UserError
+    from seq2seq.search import beam_search
+    with pytest.raises(UserError, match=f"nbest {nbest} .* beam size {beam}"):
+        decode_ids(Recording(), [[7, 7]], CFG, CPU, autocast_on=False, beam_size=beam, nbest=nbest)
+    with pytest.raises(ValueError, match="nbest"):
+        beam_search(Recording(), torch.full((1, 2), 7), torch.tensor([2]), torch.tensor([2]),
+                    beam_size=2, nbest=3)
+
+
 # ---------------------------------------------------------------- autocast (training.autocast)
 
 

@@ -222,3 +222,50 @@ def test_evaluate_scores_empty_lines_as_empty_hypotheses(talkative, workdir, cap
     refs = ["cba", "x", "y", "efgh"]
     assert scores["sentences"] == 4
     assert scores["bleu"] == round(sacrebleu.corpus_bleu(hyps[:4], [refs]).score, 2)
+
+
+def nbest_entries(text: str) -> list[tuple[int, str, float]]:
+    entries = []
+    for line in text.splitlines():
+        index, hyp, score = line.split(" ||| ")
+        entries.append((int(index), hyp, float(score)))
+    return entries
+
+
+def test_translate_nbest_writes_index_hypothesis_score(talkative, workdir, capsys, monkeypatch):
+    """--nbest N: up to N lines per input line, 'INDEX ||| hypothesis ||| score' (index from 0,
+    best first, the search's score); a blank input line has one entry, empty, score 0."""
+    result = in_process("translate", talkative, "--beam-size", "3", "--nbest", "3", capsys=capsys,
+                        stdin=BLANKS, monkeypatch=monkeypatch)
+    assert result.returncode == 0, result.stderr
+    entries = nbest_entries(result.stdout)
+    assert [e[0] for e in entries] == [0, 0, 0, 1, 2, 3, 3, 3]
+    assert entries[3] == (1, "", 0.0) and entries[4] == (2, "", 0.0)
+    full = Translator.load(talkative, "cpu").translate_full(BLANKS.splitlines(), 3, nbest=3)
+    expected = [(i, c.text, c.score) for i, r in enumerate(full) for c in r.hypotheses]
+    assert [e[:2] for e in entries] == [e[:2] for e in expected]
+    assert [e[2] for e in entries] == pytest.approx([e[2] for e in expected], abs=1e-4)
+    assert entries[0][2] >= entries[1][2] >= entries[2][2]
+    # the best of each n-best list is what plain translation writes
+    plain = in_process("translate", talkative, "--beam-size", "3", capsys=capsys, stdin=BLANKS,
+                       monkeypatch=monkeypatch)
+    assert plain.stdout.splitlines() == [entries[0][1], "", "", entries[5][1]]
+
+
+def test_translate_nbest_from_the_recipe_and_its_limits(talkative, tmp_path, capsys, monkeypatch):
+    import shutil
+    model = tmp_path / "model"
+    shutil.copytree(talkative, model)
+    recipe = json.loads((model / "recipe.json").read_text(encoding="utf-8"))
+    recipe["decoding"].update(beam_size=2, nbest=2)
+    (model / "recipe.json").write_text(json.dumps(recipe), encoding="utf-8")
+    result = in_process("translate", model, capsys=capsys, stdin="abc\nd\n", monkeypatch=monkeypatch)
+    assert result.returncode == 0, result.stderr
+    assert [e[0] for e in nbest_entries(result.stdout)] == [0, 0, 1, 1]  # decoding.nbest: 2
+    assert_user_error(in_process("translate", model, "--beam-size", "1", capsys=capsys,
+                                 stdin="abc\n", monkeypatch=monkeypatch),
+                      "nbest 2", "decoding.nbest", "--beam-size")
+    assert_user_error(in_process("translate", talkative, "--beam-size", "2", "--nbest", "3",
+                                 capsys=capsys, stdin="abc\n", monkeypatch=monkeypatch),
+                      "--nbest", "3", "beam size 2")
+    assert_user_error(in_process("translate", talkative, "--nbest", "0", capsys=capsys), "--nbest")
