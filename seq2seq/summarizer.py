@@ -30,7 +30,7 @@ class Summarizer(Translator):
                             "task: summarization")
         return super().load(model_dir, device, weights)
 
-    def summarize(self, documents: list[str], beam_size: int | None = None,
+    def summarize(self, documents: list[str], beam_size: int | None = None, *,
                   min_length: int | None = None, max_length: int | None = None,
                   no_repeat_ngram_size: int | None = None, batch_size: int | None = None,
                   progress: bool = False) -> list[str]:

@@ -33,9 +33,10 @@ def main(argv) -> int:
         documents = [line for f in args.files for line in read_input(f)]
     else:
         documents = read_input(None, hint="give documents one per line on stdin or as FILE arguments")
-    out = summarizer.summarize(documents, args.beam_size, args.min_length, args.max_length,
-                               args.no_repeat_ngram_size, args.batch_size,
-                               progress=len(documents) >= PROGRESS_FROM)
+    out = summarizer.summarize(documents, args.beam_size, min_length=args.min_length,
+                               max_length=args.max_length,
+                               no_repeat_ngram_size=args.no_repeat_ngram_size,
+                               batch_size=args.batch_size, progress=len(documents) >= PROGRESS_FROM)
     write_output(out, args.output)
     return 0
 
