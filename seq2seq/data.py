@@ -13,7 +13,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from seq2seq.config import DataConfig, TrainingConfig
+from seq2seq.config import DataConfig
 from seq2seq.errors import UserError
 from seq2seq.extended import cut_sources, encode_sources, extend_targets
 from seq2seq.vocab import Vocab
@@ -138,9 +138,8 @@ class Corpus:
             out[f"{side}_truncated"], out[f"{side}_pieces_cut"] = int((cut > 0).sum()), int(cut.sum())
         return out
 
-    def report(self, cfg: DataConfig, training: TrainingConfig | None = None) -> list[str]:
-        """The start-up lines: pairs used, skipped and cut, with the limits that applied; with
-        `training`, pairs that a token budget cannot hold (each is a batch of its own)."""
+    def report(self, cfg: DataConfig) -> list[str]:
+        """The start-up lines: pairs used, skipped and cut, with the limits that applied."""
         s, src_limit, tgt_limit = self.stats(), cfg.source_limit, cfg.target_limit
         limits = (f"{src_limit} pieces" if src_limit == tgt_limit else
                   f"{src_limit} source / {tgt_limit} target pieces")
@@ -153,13 +152,6 @@ class Corpus:
             lines.append(f"data: {c['src_truncated']} sources cut to {src_limit} pieces "
                          f"({c['src_pieces_cut']} pieces dropped), {c['tgt_truncated']} targets cut to "
                          f"{tgt_limit} ({c['tgt_pieces_cut']} dropped)")
-        if training is not None and training.batch_type == "tokens":
-            cost = np.maximum(self.src_lengths, self.tgt_lengths + 1)[self.usable]  # as make_batches
-            over = cost > training.batch_size
-            if over.any():
-                lines.append(f"warning: training.batch_size is {training.batch_size} tokens, but "
-                             f"{int(over.sum())} training pairs are longer (up to {int(cost.max())} "
-                             "with EOS); each is a batch of its own")
         return lines
 
     def pairs(self, indices) -> tuple[list[list[int]], list[list[int]]]:

@@ -121,7 +121,7 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
             shutil.rmtree(model_dir, ignore_errors=True)
         raise
     model = model.to(device)
-    for line in corpus.report(recipe.data, recipe.training):
+    for line in corpus.report(recipe.data):
         say(line)
     valid = _validation(recipe, valid_src, valid_tgt, src_vocab, tgt_vocab)
     n_params = sum(p.numel() for p in model.parameters())

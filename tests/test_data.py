@@ -223,18 +223,3 @@ def test_training_reports_the_limits_that_applied(tmp_path, make_tiny_recipe, ca
     assert "12 truncated to 3 source / 8 target pieces\n" in out
     assert "data: 8 sources cut to 3 pieces (28 pieces dropped), 4 targets cut to 8 (4 dropped)\n" in out
 
-
-def test_pairs_over_the_token_budget_are_said(tmp_path, char_vocab):
-    """A pair longer than training.batch_size tokens is a batch of its own, over the budget."""
-    from seq2seq.config import TrainingConfig
-
-    src, tgt = corpus_files(tmp_path, LONG_SRC, LONG_TGT)
-    cfg = DataConfig(max_length=8)
-    corpus = load_corpus(src, tgt, char_vocab, char_vocab, cfg)
-    # cost = longer side, target + EOS: 5, 8, 9, 8
-    lines = corpus.report(cfg, TrainingConfig(batch_size=5))
-    assert lines[-1] == ("warning: training.batch_size is 5 tokens, but 3 training pairs are longer "
-                         "(up to 9 with EOS); each is a batch of its own")
-    assert not any("warning" in line for line in corpus.report(cfg, TrainingConfig(batch_size=9)))
-    assert not any("warning" in line for line in
-                   corpus.report(cfg, TrainingConfig(batch_size=2, batch_type="sentences")))
