@@ -64,15 +64,38 @@ def all_sum(values: list[float], world: World, device: torch.device) -> list[flo
     return t.tolist()
 
 
-def broadcast(obj, world: World, device: torch.device):
-    """Rank 0's value of a small JSON-able object, on every rank (sent as JSON, never pickled)."""
+def broadcast(obj, world: World, device: torch.device, src: int = 0):
+    """Rank `src`'s value of a small JSON-able object, on every rank (sent as JSON, never pickled)."""
     if not world.distributed:
         return obj
-    data = json.dumps(obj).encode() if world.is_main else b""
+    data = json.dumps(obj).encode() if world.rank == src else b""
     size = torch.tensor([len(data)], dtype=torch.int64, device=device)
-    dist.broadcast(size, src=0)
-    buf = torch.zeros(int(size.item()), dtype=torch.uint8, device=device)
-    if world.is_main:
-        buf.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
-    dist.broadcast(buf, src=0)
-    return json.loads(bytes(buf.cpu().tolist()).decode())
+    dist.broadcast(size, src=src)
+    buf = _bytes_tensor(data, int(size.item()), device)
+    dist.broadcast(buf, src=src)
+    return _from_bytes_tensor(buf)
+
+
+def all_gather(obj, world: World, device: torch.device) -> list:
+    """Every rank's value of a small JSON-able object, in rank order, on every rank (as JSON)."""
+    if not world.distributed:
+        return [obj]
+    data = json.dumps(obj).encode()
+    sizes = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(world.size)]
+    dist.all_gather(sizes, torch.tensor([len(data)], dtype=torch.int64, device=device))
+    sizes = [int(s.item()) for s in sizes]
+    bufs = [torch.zeros(max(sizes), dtype=torch.uint8, device=device) for _ in range(world.size)]
+    dist.all_gather(bufs, _bytes_tensor(data, max(sizes), device))
+    return [_from_bytes_tensor(buf[:size]) for buf, size in zip(bufs, sizes)]
+
+
+def _bytes_tensor(data: bytes, size: int, device: torch.device) -> torch.Tensor:
+    """`data` in a uint8 tensor of `size` bytes (zero-padded)."""
+    buf = torch.zeros(size, dtype=torch.uint8, device=device)
+    if data:
+        buf[:len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    return buf
+
+
+def _from_bytes_tensor(buf: torch.Tensor):
+    return json.loads(buf.cpu().numpy().tobytes().decode())

@@ -5,9 +5,14 @@ the best weights.
       progress    step, epoch, batch within the epoch, best score, validations without gain, ...
       optimizer   torch's state dict (its tensors go to state.safetensors)
       scheduler   torch's state dict, or null
-      rng_torch, rng_cuda, rng_python, rng_numpy   the random generators
+      rng         every process's random generators, in rank order: rng_torch, rng_cuda,
+                  rng_python, rng_numpy (checkpoints before this held one process's, at the top)
 
-Only rank 0 writes; every rank reads what it wrote.
+Only rank 0 writes; every rank reads what it wrote. Each process draws its own dropout and
+scheduled-sampling noise, so a resume gives each rank its own generators back. A resume with more
+processes than the run that saved seeds the extra ranks' generators from training.seed, the rank
+and the step (reproducible, but not the run the saved processes would have continued); with fewer,
+the generators of the ranks beyond are not used. Either is said on one line.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from seq2seq.checkpoint import BEST, checkpoint_dir, load_checkpoint, save_checkpoint, save_weights
-from seq2seq.distributed import World
+from seq2seq.distributed import World, all_gather
 from seq2seq.errors import UserError
 
 
@@ -52,42 +57,49 @@ class RunState:
     """One run's progress, checkpoints and best weights, around the model and optimizer it saves."""
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler,
-                 model_dir: Path, world: World, *, keep: int, best_score: float = float("-inf")):
+                 model_dir: Path, world: World, *, device: torch.device, keep: int, seed: int,
+                 best_score: float = float("-inf")):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
-        self.model_dir, self.world, self.keep = model_dir, world, keep
+        self.model_dir, self.world, self.device = model_dir, world, device
+        self.keep, self.seed = keep, seed
         self.progress = Progress(best_score=best_score)
         self.last_checkpoint: Path | None = None  # the newest one saved or resumed from
 
-    def state_dict(self) -> dict:
+    def state_dict(self, rng: list[dict]) -> dict:
+        """What a checkpoint holds; `rng`: every rank's generators (rng_state()), in rank order."""
         p = self.progress
         return {"progress": {k: getattr(p, k) for k in vars(p)},
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-                **_rng_state()}
+                "rng": [_with_tensors(r) for r in rng]}
 
-    def load(self, path: Path) -> None:
-        """Weights, optimizer, scheduler, progress and generators from a checkpoint."""
+    def load(self, path: Path) -> str | None:
+        """Weights, optimizer, scheduler, progress and this rank's generators from a checkpoint;
+        returns a note when the checkpoint was saved by another number of processes."""
         state = load_checkpoint(path, self.model)
         try:
             self.progress = Progress(**state["progress"])
             self.optimizer.load_state_dict(state["optimizer"])
             if self.scheduler is not None and state["scheduler"] is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
-            _set_rng_state(state)
+            note = restore_rng(state, self.world, seed=self.seed, step=self.progress.step)
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             first = (str(e).splitlines() or [""])[0]
             raise UserError(f"{path}: trainer state does not fit this recipe "
                             f"({e.__class__.__name__}: {first})") from None
         self.last_checkpoint = path
+        return note
 
     def save(self) -> None:
-        """Save a checkpoint, unless the weights went non-finite: it would push out a good one."""
+        """Save a checkpoint (every rank takes part: their generators go in it), unless the weights
+        went non-finite: it would push out a good one."""
         step = self.progress.step
         if not weights_finite(self.model):
             tqdm.write(f"warning: step {step}: weights are not finite; no checkpoint saved")
             return
+        rng = all_gather(rng_state(), self.world, self.device)
         if self.world.is_main:
-            save_checkpoint(self.model_dir, step, self.model, self.state_dict(), keep=self.keep)
+            save_checkpoint(self.model_dir, step, self.model, self.state_dict(rng), keep=self.keep)
         self.last_checkpoint = checkpoint_dir(self.model_dir, step)
 
     @property
@@ -109,22 +121,53 @@ class RunState:
         return improved
 
 
-def _rng_state() -> dict:
-    """This process's generators: torch (CPU and CUDA), Python's and numpy's global ones."""
+# ---------------------------------------------------------------- random generators
+
+
+def rng_state() -> dict:
+    """This process's generators as JSON-able values: torch (CPU and CUDA), Python's and numpy's."""
     name, key, pos, has_gauss, gauss = np.random.get_state(legacy=True)
-    return {"rng_torch": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    return {"rng_torch": torch.get_rng_state().tolist(),
+            "rng_cuda": [s.tolist() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
             "rng_python": random.getstate(),
             "rng_numpy": {"name": name, "key": key.tolist(), "pos": int(pos),
                           "has_gauss": int(has_gauss), "gauss": float(gauss)}}
 
 
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["rng_torch"])
-    if torch.cuda.is_available() and state["rng_cuda"]:
-        torch.cuda.set_rng_state_all(state["rng_cuda"])
-    if "rng_python" in state:  # (absent from checkpoints of older versions)
-        random.setstate(state["rng_python"])
-        n = state["rng_numpy"]
+def _with_tensors(rng: dict) -> dict:
+    """rng_state() with the torch states as uint8 tensors again (they go to state.safetensors)."""
+    return {**rng, "rng_torch": torch.tensor(rng["rng_torch"], dtype=torch.uint8),
+            "rng_cuda": [torch.tensor(s, dtype=torch.uint8) for s in rng["rng_cuda"]]}
+
+
+def restore_rng(state: dict, world: World, *, seed: int, step: int) -> str | None:
+    """Set this rank's generators from a checkpoint's state; a rank it holds none for seeds them
+    from (seed, rank, step). Returns a note when the saved processes and this run's differ."""
+    saved = state["rng"] if "rng" in state else [state]  # (one process's, at the top, before)
+    if world.rank < len(saved):
+        _set_rng(saved[world.rank])
+    else:
+        fresh = int(np.random.SeedSequence([seed, world.rank, step]).generate_state(1)[0])
+        torch.manual_seed(fresh)
+        random.seed(fresh)
+        np.random.seed(fresh)
+    if len(saved) == world.size:
+        return None
+    if len(saved) < world.size:
+        return (f"note: the checkpoint holds the random generators of {len(saved)} process(es), this "
+                f"run has {world.size}: ranks {len(saved)}-{world.size - 1} seed new ones from "
+                "training.seed, the rank and the step")
+    return (f"note: the checkpoint holds the random generators of {len(saved)} processes, this run "
+            f"has {world.size}: those of ranks {world.size}-{len(saved) - 1} are not used")
+
+
+def _set_rng(r: dict) -> None:
+    torch.set_rng_state(torch.as_tensor(r["rng_torch"], dtype=torch.uint8))
+    if torch.cuda.is_available() and r["rng_cuda"]:
+        torch.cuda.set_rng_state_all([torch.as_tensor(s, dtype=torch.uint8) for s in r["rng_cuda"]])
+    if "rng_python" in r:  # (absent from checkpoints of older versions)
+        version, internal, gauss = r["rng_python"]
+        random.setstate((version, tuple(internal), gauss))
+        n = r["rng_numpy"]
         np.random.set_state((n["name"], np.asarray(n["key"], dtype=np.uint32), n["pos"],
                              n["has_gauss"], n["gauss"]))

@@ -78,8 +78,9 @@ class Trainer:
         self.metric = VALID_METRICS[self.cfg.valid_metric]
         self.optimizer = build_optimizer(model.parameters(), self.cfg)
         self.scheduler = build_scheduler(self.optimizer, self.cfg, self.metric)
-        self.state = RunState(model, self.optimizer, self.scheduler, model_dir, world,
-                              keep=self.cfg.keep_checkpoints, best_score=self.metric.worst)
+        self.state = RunState(model, self.optimizer, self.scheduler, model_dir, world, device=device,
+                              keep=self.cfg.keep_checkpoints, seed=self.cfg.seed,
+                              best_score=self.metric.worst)
         self.log = JsonLines(model_dir / TRAIN_LOG)  # one line per validation
         self.step_log = JsonLines(model_dir / STEP_LOG)  # one line per update
         self.interrupted: str | None = None  # the signal that stopped training, if one did
@@ -96,10 +97,13 @@ class Trainer:
 
     def resume(self, path: Path) -> None:
         """Continue from a checkpoint; the logs lose what was written after it (done again)."""
-        self.state.load(path)
+        note = self.state.load(path)
         self.model.to(self.device)
-        self.log.trim(self.progress.step)
-        self.step_log.trim(self.progress.step)
+        if self.world.is_main:  # (the one writer of the logs)
+            if note:
+                tqdm.write(note)
+            self.log.trim(self.progress.step)
+            self.step_log.trim(self.progress.step)
 
     # ------------------------------------------------------------ steps
 

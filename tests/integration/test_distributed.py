@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +73,19 @@ def test_a_two_process_run_resumes_as_one_process(tmp_path, recipe_file):
                    "training.accumulate=2", "--resume"], tmp_path)
     seq2seq_train([str(recipe_file), "--model-dir", "straight", "training.max_steps=4",
                    "training.accumulate=2"], tmp_path)
+    assert [s["step"] for s in steps(tmp_path / "split")] == [1, 2, 3, 4]
+    assert_same_run(tmp_path / "split", tmp_path / "straight")
+
+
+def test_a_two_process_run_with_dropout_resumes_exactly(tmp_path, recipe_file):
+    """Each process draws its own dropout and scheduled-sampling noise; a resume restores every
+    process's generators, so the resumed run equals the uninterrupted one step for step."""
+    noisy = [str(recipe_file), "training.max_steps=4", "training.checkpoint_every=2",
+             "training.teacher_forcing=0.8", "model.embedding_dropout=0.3"]
+    seq2seq_train(noisy + ["--model-dir", "straight"], tmp_path, 2)
+    shutil.copytree(tmp_path / "straight", tmp_path / "split")
+    shutil.rmtree(tmp_path / "split" / "checkpoints" / "step_000000004")  # as if killed after step 3
+    seq2seq_train(noisy + ["--model-dir", "split", "--resume"], tmp_path, 2)
     assert [s["step"] for s in steps(tmp_path / "split")] == [1, 2, 3, 4]
     assert_same_run(tmp_path / "split", tmp_path / "straight")
 
