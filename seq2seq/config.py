@@ -381,6 +381,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise UserError(f"override {text!r}: expected key.path=value")
     key, _, value = text.partition("=")
+    if not all(part.strip() for part in key.split(".")):
+        raise UserError(f"override {text!r}: expected key.path=value (an empty key in {key.strip()!r})")
     try:
         parsed = yaml.safe_load(value) if value.strip() else ""
     except yaml.YAMLError:
@@ -400,6 +402,25 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice in one mapping is an error: YAML would keep the
+    last silently (a second `training:` section drops the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"{_show(key)} is given twice (also at line {seen[key]}); YAML "
+                        "would keep the last only", key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+            except TypeError:  # an unhashable key: the safe loader's own error follows
+                break
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path: str | Path) -> Any:
     path = Path(path)
     try:
@@ -414,7 +435,7 @@ def read_yaml(path: str | Path) -> Any:
         line = data[:e.start].count(b"\n") + 1
         raise UserError(f"{path}: line {line}: bytes are not UTF-8 ({e.reason})") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""

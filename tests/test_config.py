@@ -307,6 +307,19 @@ def test_malformed_yaml_line_number_is_exact(tmp_path):
         load_recipe(path)
 
 
+@pytest.mark.parametrize("text, line, key", [
+    ("training:\n  lr: 0.1\ntraining:\n  epochs: 3\n", 3, "training"),  # the first lr was lost
+    ("training:\n  lr: 0.1\n  epochs: 2\n  lr: 0.5\n", 4, "lr"),
+    ("model: {encoder: {cell: gru, cell: lstm}}\n", 1, "cell"),
+])
+def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path, text, line, key):
+    path = write(tmp_path, text)
+    with pytest.raises(UserError) as info:
+        load_recipe(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: line {line}, column ") and f"{key!r} is given twice" in msg, msg
+
+
 def test_missing_and_non_mapping_recipe(tmp_path):
     with pytest.raises(UserError, match="not found"):
         load_recipe(tmp_path / "nope.yaml")
@@ -339,6 +352,9 @@ def test_parse_override():
     assert parse_override("name=a=b") == (["name"], "a=b")
     with pytest.raises(UserError, match="key.path=value"):
         parse_override("training.epochs")
+    for text in ("=5", "training..lr=1", "training.=1", ".lr=1", " =1"):
+        with pytest.raises(UserError, match=r"^override .*: expected key.path=value \(an empty key"):
+            parse_override(text)
 
 
 @pytest.mark.parametrize("override, needle", [
