@@ -22,9 +22,9 @@ from seq2seq.batch import collate  # noqa: E402
 from seq2seq.config import recipe_from_dict  # noqa: E402
 from seq2seq.experiment import train  # noqa: E402
 from seq2seq.serve.app import create_app  # noqa: E402
-from seq2seq.serve.engine import Engine  # noqa: E402
+from seq2seq.serve.engine import Engine, output_ids  # noqa: E402
 from seq2seq.serve.settings import ServeConfig  # noqa: E402
-from seq2seq.vocab import BOS, EOS  # noqa: E402
+from seq2seq.vocab import BOS, UNK  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +152,19 @@ def test_empty_inputs_give_empty_outputs(client):
     body = client.post("/v1/translate", json={"text": ["", "abc", "   ", ""], "attention": True}).json()
     assert body["outputs"] == [[""], alone, [""], [""]]
     assert body["scores"][0] == [0.0]
-    assert body["attention"][0][0] == {"source": [], "output": [], "weights": [], "coverage": []}
+    assert body["attention"][0][0] == {"source": [], "output": ["</s>"], "weights": [[]], "coverage": []}
     assert client.post("/v1/translate", json={"text": []}).json()["outputs"] == []
+    body = client.post("/v1/summarize", json={"text": [" ", "ab"], "attention": True}).json()
+    assert body["outputs"][0] == [""] and body["attention"][0][0]["p_gen"] == [None]
+    assert len(body["attention"][1][0]["p_gen"]) == len(body["attention"][1][0]["output"])
+
+
+def test_output_ids_invert_the_output_pieces(engines):
+    """A copied piece is written as its source text and must come back as its extended id."""
+    vocab = engines[1].translator.tgt_vocab
+    pieces = ["a", "z", "\u2581", "<unk>", "q"]
+    assert output_ids(vocab, pieces, ["q", "z"]) == [
+        vocab.sp.piece_to_id("a"), len(vocab) + 1, vocab.sp.piece_to_id("\u2581"), UNK, len(vocab)]
 
 
 BAD = [  # body, status, the field the error names (None: the body as a whole)

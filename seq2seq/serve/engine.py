@@ -1,4 +1,5 @@
-"""One served model: a thin adapter from the Translator (or Summarizer) to the JSON the API returns.
+"""One served model: a thin adapter from Translator.translate_full (a Summarizer's too) to the JSON
+the API returns.
 
     engine = Engine.load("runs/demo/model")
     engine.run(["tuesday, march 3, 2015"], beam_size=5, nbest=1, attention=True)
@@ -14,7 +15,8 @@ p_gen, so it is read from a teacher-forced pass over the chosen output (`generat
 the model is deterministic in eval mode, so the pass over a hypothesis computes the same
 states, attention and p_gen as the search step that chose it.
 
-Empty inputs (no pieces) get an empty output with score 0 and are not searched.
+A blank line is not searched (seq2seq/decoding.py): output "", score 0, no source pieces, and
+the one output piece "</s>" with an empty weight row (and p_gen null).
 """
 
 from __future__ import annotations
@@ -27,12 +29,11 @@ import torch
 from seq2seq.batch import collate
 from seq2seq.checkpoint import BEST, load_meta
 from seq2seq.summarizer import Summarizer
-from seq2seq.translator import Translator
+from seq2seq.translator import Translation, Translator
 from seq2seq.vocab import UNK, Vocab
 
 TASKS = {"translation": Translator, "summarization": Summarizer}
 DIGITS = 4  # attention weights and probabilities are rounded to this many decimals in JSON
-EOS_PIECE = "</s>"
 
 
 class Engine:
@@ -62,55 +63,46 @@ class Engine:
 
     def run(self, lines: list[str], beam_size: int, nbest: int, attention: bool) -> list[list[dict]]:
         """Up to `nbest` results per line, best first (see the module docstring)."""
-        t = self.translator
-        sources, oovs = t.encode(lines)
-        busy = [i for i, s in enumerate(sources) if s]
-        results: list[list[dict]] = [[{"output": "", "score": 0.0}] for _ in lines]
-        if attention:
-            for r in results:
-                r[0]["attention"] = {"source": [], "output": [], "weights": [], "coverage": []}
-        if not busy:
+        found = self.translator.translate_full(lines, beam_size, nbest=nbest, attention=attention)
+        results = [[{"output": c.text, "score": c.score if math.isfinite(c.score) else None}
+                    for c in line.hypotheses] for line in found]
+        if not attention:
             return results
-        hyps = t.search([lines[i] for i in busy], beam_size, None, nbest, attention)
-        for i, line_hyps in zip(busy, hyps):
-            extra = [oovs[i]] * len(line_hyps) if oovs is not None else None
-            texts = t.to_text([h.tokens for h in line_hyps], extra)
-            results[i] = [{"output": text, "score": h.score if math.isfinite(h.score) else None}
-                          for text, h in zip(texts, line_hyps)]
-        if attention:
-            self._add_attention(lines, sources, oovs, busy, hyps, results)
+        p_gen = self._copy_probs(lines, found) if self.translator.model.copy is not None else None
+        for i, line in enumerate(found):
+            for k, c in enumerate(line.hypotheses):
+                weights = c.attention.float()  # (len(c.pieces), len(line.source_pieces))
+                entry = {"source": line.source_pieces, "output": c.pieces,
+                         "weights": _rounded(weights.tolist()),
+                         "coverage": _rounded(weights.sum(0).tolist())}
+                if p_gen is not None:
+                    entry["p_gen"] = _rounded(p_gen[i][k])
+                results[i][k]["attention"] = entry
         return results
 
-    def _add_attention(self, lines, sources, oovs, busy, hyps, results) -> None:
+    def _copy_probs(self, lines: list[str], found: list[Translation]) -> list[list[list]]:
+        """p_gen for each hypothesis of each line, one per output piece; [None] for a blank line."""
         t = self.translator
-        src_pieces = t.src_vocab.sp.encode([lines[i] for i in busy], out_type=str)
-        flat = [(i, k, h) for i, line_hyps in zip(busy, hyps) for k, h in enumerate(line_hyps)]
-        p_gen = None
-        if t.model.copy is not None:
-            p_gen = generation_probs(t.model, [sources[i] for i, _, _ in flat],
-                                     [h.tokens for _, _, h in flat], t.device)
-        pieces_of = dict(zip(busy, src_pieces))
-        for n, (i, k, h) in enumerate(flat):
-            known = oovs[i] if oovs is not None else []
-            weights = h.attention.float()  # (T + 1, S)
-            entry = {"source": pieces_of[i][:len(sources[i])],
-                     "output": output_pieces(t.tgt_vocab, h.tokens, known) + [EOS_PIECE],
-                     "weights": _rounded(weights.tolist()),
-                     "coverage": _rounded(weights.sum(0).tolist())}
-            if p_gen is not None:
-                entry["p_gen"] = _rounded(p_gen[n])
-            results[i][k]["attention"] = entry
+        sources, oovs = t.encode(lines)
+        probs: list[list[list]] = [[[None]] * len(line.hypotheses) for line in found]
+        searched = [(i, k) for i, line in enumerate(found) if sources[i]
+                    for k in range(len(line.hypotheses))]
+        if searched:
+            outputs = [output_ids(t.tgt_vocab, found[i].hypotheses[k].pieces[:-1], oovs[i])
+                       for i, k in searched]
+            p_gen = generation_probs(t.model, [sources[i] for i, _ in searched], outputs, t.device)
+            for (i, k), p in zip(searched, p_gen):
+                probs[i][k] = p
+        return probs
 
 
-def output_pieces(vocab: Vocab, tokens: list[int], oovs: list[str]) -> list[str]:
-    """Each output id as its piece; an extended (copied) id as the source text it stands for."""
-    size, pieces = len(vocab), []
-    for i in tokens:
-        if i < size:
-            pieces.append(vocab.sp.id_to_piece(i))
-        else:  # an id beyond the sentence's extras reads as UNK, as in decode_extended
-            pieces.append(oovs[i - size] if i - size < len(oovs) else vocab.sp.id_to_piece(UNK))
-    return pieces
+def output_ids(vocab: Vocab, pieces: list[str], oovs: list[str]) -> list[int]:
+    """The ids behind a hypothesis' output pieces ('</s>' left off): a vocabulary piece is its
+    id, a copied piece (written as its source text) its extended id. A generated UNK and an
+    extended id its sentence does not have are both written '<unk>' and come back as UNK; the
+    model reads either one as UNK, so the teacher-forced pass is the search's all the same."""
+    ids = [vocab.sp.piece_to_id(p) for p in pieces]
+    return [len(vocab) + oovs.index(p) if i == UNK and p in oovs else i for p, i in zip(pieces, ids)]
 
 
 @torch.no_grad()
@@ -129,6 +121,7 @@ def generation_probs(model, sources: list[list[int]], outputs: list[list[int]],
 
 
 def _rounded(values):
+    """Numbers (in nested lists) to DIGITS decimals; None stays None."""
     if isinstance(values, list):
         return [_rounded(v) for v in values]
-    return round(values, DIGITS)
+    return None if values is None else round(values, DIGITS)
