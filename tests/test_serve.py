@@ -84,7 +84,8 @@ def test_outputs_equal_the_translator(client, engines):
     lines = ["abc", "hgfedcba", "a", "abcabc"]
     translator = engines[0].translator
     for beam in (None, 1, 3):
-        body = client.post("/v1/translate", json={"text": lines} | ({"beam_size": beam} if beam else {})).json()
+        asked = {"text": lines} | ({"beam_size": beam} if beam else {})
+        body = client.post("/v1/translate", json=asked).json()
         assert body["model"] == "rev" and body["beam_size"] == (beam or 2) and body["nbest"] == 1
         assert body["outputs"] == [[o] for o in translator.translate(lines, beam_size=beam or 2)]
         assert all(len(s) == 1 and s[0] <= 0 for s in body["scores"])
@@ -235,9 +236,10 @@ def test_unicode_and_odd_text_are_served(client):
         assert len(body["outputs"]) == len(UNICODE) and all(len(o) == 1 for o in body["outputs"])
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-                    max_leaves=8)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8)
 FIELD = st.sampled_from(["text", "beam_size", "nbest", "attention", "model", "other"])
 
 

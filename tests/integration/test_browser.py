@@ -22,7 +22,8 @@ import pytest
 pytest.importorskip("starlette", reason="the serve extra is not installed (pip install -e '.[serve]')")
 pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install -e '.[serve]')")
 httpx = pytest.importorskip("httpx", reason="the test compares the page with the API through httpx")
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')")
+webdriver = pytest.importorskip("selenium.webdriver",
+                                reason="selenium is not installed (pip install -e '.[test]')")
 
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
@@ -109,8 +110,9 @@ def test_translate_shows_outputs_and_the_attention_heatmap(server, browser, tmp_
         assert block.find_element(By.CSS_SELECTOR, ".output").text == outputs[0].strip()
         att = matrices[0]
         table = block.find_element(By.CSS_SELECTOR, "table.heatmap")
-        assert [th.get_attribute("textContent") for th in table.find_elements(By.CSS_SELECTOR, "th.src")] == att["source"]
-        assert [th.get_attribute("textContent") for th in table.find_elements(By.CSS_SELECTOR, "th.out")] == att["output"]
+        for selector, pieces in (("th.src", att["source"]), ("th.out", att["output"])):
+            headers = table.find_elements(By.CSS_SELECTOR, selector)
+            assert [th.get_attribute("textContent") for th in headers] == pieces
         cells = table.find_elements(By.CSS_SELECTOR, "td.cell")
         weights = [w for row in att["weights"] for w in row]
         assert len(cells) == len(att["output"]) * len(att["source"]) == len(weights)
@@ -164,7 +166,8 @@ def test_screenshot_of_the_demo_model():
     driver = chrome(1000, 1000)
     try:
         with started_server([f"dates={os.environ['SEQ2SEQ_DEMO_MODEL']}"]) as (url, _):
-            table = submit(driver, url, "saturday, 9 may 1987")[0].find_element(By.CSS_SELECTOR, "table.heatmap")
+            block = submit(driver, url, "saturday, 9 may 1987")[0]
+            table = block.find_element(By.CSS_SELECTOR, "table.heatmap")
             rows = table.find_elements(By.CSS_SELECTOR, "tbody tr")
             ActionChains(driver).move_to_element(rows[6].find_element(By.CSS_SELECTOR, "th.out")).perform()
             driver.execute_script("window.scrollTo(0, 0)")
