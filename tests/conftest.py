@@ -77,7 +77,7 @@ def tiny_recipe(data_dir: Path | str) -> dict:
     return {
         "name": "tiny",
         "data": {"dir": str(data_dir), "src": "src", "tgt": "tgt", "max_length": 20},
-        "vocab": {"model_type": "char", "size": 16, "joint": True},
+        "vocab": {"model_type": "char", "size": 13, "joint": True},  # 4 special, ▁ and a-h
         "model": {"embedding_size": 8,
                   "encoder": {"cell": "gru", "hidden_size": 8, "bidirectional": True},
                   "attention": {"type": "bahdanau"},
@@ -105,7 +105,7 @@ def char_vocab(tmp_path_factory):
     folder = tmp_path_factory.mktemp("vocab")
     text = folder / "text.txt"
     text.write_text("".join(s + " " + t + "\n" for s, t in reverse_pairs(64, seed=2)), encoding="utf-8")
-    return train_sentencepiece([text], folder / "spm", VocabConfig(model_type="char", size=16))
+    return train_sentencepiece([text], folder / "spm", VocabConfig(model_type="char", size=13))
 
 
 @pytest.fixture
