@@ -156,14 +156,29 @@ class DecodingConfig:
 
 
 @dataclass(frozen=True)
+class ClassificationConfig:
+    """task: classification (seq2seq/tasks/classification/): its files, pooling and output layer."""
+    format: Literal["text", "csv"] = "text"  # text: PREFIX.<text_suffix> + PREFIX.<label_suffix>; csv: PREFIX.csv
+    text_suffix: str = "txt"  # format text: the file of texts, one per line
+    label_suffix: str = "label"  # format text: the file of class names, one per line
+    text_column: str = "text"  # format csv: the column of texts (named by the header row)
+    label_column: str = "label"  # format csv: the column of class names
+    pooling: Literal["last", "mean", "max", "attention"] = "max"  # encoder states -> one vector
+    attention_size: int = field(default=0, metadata=_range(0))  # attention pooling's score layer; 0: encoder output size
+    dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))  # on the pooled vector
+    valid_metric: Literal["accuracy", "macro_f1"] = "accuracy"  # drives saving and stopping
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str = "recipe"
-    task: Literal["translation", "summarization"] = "translation"  # recorded in meta.json
+    task: Literal["translation", "summarization", "classification"] = "translation"  # recorded in meta.json
     data: DataConfig = DataConfig()
     vocab: VocabConfig = VocabConfig()
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     decoding: DecodingConfig = DecodingConfig()
+    classification: ClassificationConfig = ClassificationConfig()  # task: classification only
 
 
 # ---------------------------------------------------------------- building from plain data
@@ -337,7 +352,33 @@ def _not_chosen(recipe: Recipe) -> dict[str, str]:
     if d.beam_size == 1:
         for key in ("length_penalty", "coverage_penalty"):
             unused[f"decoding.{key}"] = "applies to beam search only, and decoding.beam_size is 1 (greedy)"
+    c = recipe.classification
+    if recipe.task != "classification":
+        unused.update(dict.fromkeys(_leaves("classification", ClassificationConfig),
+                                    f"applies to task 'classification' only, not {recipe.task!r}"))
+        return unused
+    unused.update(dict.fromkeys(_SEQ2SEQ_ONLY, "applies to task 'translation' and 'summarization', not "
+                                               "'classification'"))
+    for key in ("text_suffix", "label_suffix", "text_column", "label_column"):
+        wanted = "csv" if key.endswith("column") else "text"
+        if c.format != wanted:
+            unused[f"classification.{key}"] = f"applies to classification.format {wanted!r} only, not {c.format!r}"
+    if c.pooling != "attention":
+        unused["classification.attention_size"] = f"applies to classification.pooling 'attention' only, not {c.pooling!r}"
     return unused
+
+
+def _leaves(path: str, cls: type) -> list[str]:
+    return [f"{path}.{f.name}" for f in dataclasses.fields(cls)]
+
+
+# what text classification leaves unused (decoding.batch_size sizes its batches too)
+_SEQ2SEQ_ONLY = ("data.src", "data.tgt", "data.max_source_length", "data.max_target_length", "data.empty_lines",
+                 *(k for k in _leaves("data", DataConfig) if k.startswith("data.hub")), "vocab.joint",
+                 *_leaves("model.attention", AttentionConfig), *_leaves("model.decoder", DecoderConfig),
+                 "model.tie_output", "model.share_embeddings", "model.copy", "training.coverage_weight",
+                 "training.valid_metric", "training.teacher_forcing", "training.compile",
+                 *(k for k in _leaves("decoding", DecodingConfig) if k != "decoding.batch_size"))
 
 
 def _given(raw: Any, path: str = "") -> set[str]:
