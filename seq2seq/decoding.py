@@ -8,6 +8,10 @@ empty, with score 0 (log 1) and, when asked for, a (1, 0) attention matrix.
     hyps = decode_ids(model, [[5, 9, 7], [4]], recipe.decoding, device,
                       autocast_on=recipe.training.autocast, beam_size=5, nbest=2)
     hyps[0][0].tokens, hyps[0][0].score   # the best hypothesis of the first source
+
+With `sampling` (seq2seq/sampling.py) each source gets `nbest` samples instead, source i drawing
+from sentence_generator(sampling.seed, first_index + i): a caller that decodes a long input in
+pieces passes each piece's position, and gets what one call over the whole input gives.
 """
 
 from __future__ import annotations
@@ -19,19 +23,24 @@ from seq2seq.batch import collate
 from seq2seq.config import DecodingConfig
 from seq2seq.device import autocast
 from seq2seq.errors import UserError
+from seq2seq.sampling import Sampling, sample_search, sentence_generator
 from seq2seq.search import Hypothesis, beam_search, greedy_search, max_lengths
 
 
 def decode_ids(model, sources: list[list[int]], cfg: DecodingConfig, device: torch.device, *,
                autocast_on: bool, beam_size: int | None = None, batch_size: int | None = None,
-               nbest: int = 1, return_attention: bool = False,
-               progress: bool = False) -> list[list[Hypothesis]]:
+               nbest: int = 1, return_attention: bool = False, progress: bool = False,
+               sampling: Sampling | None = None, first_index: int = 0) -> list[list[Hypothesis]]:
     """Search every non-empty source (id lists); `beam_size` and `batch_size` None take the
     decoding section's; `autocast_on` is the recipe's training.autocast (bf16 on CUDA, as the
-    model was trained and validated). Returns up to `nbest` hypotheses per source, best first."""
+    model was trained and validated). Returns up to `nbest` hypotheses per source, best first;
+    with `sampling`, `nbest` samples per source (the beam size is not used)."""
     beam = beam_size or cfg.beam_size
     size = batch_size or cfg.batch_size
-    if not 1 <= nbest <= beam:
+    if sampling is not None:
+        if nbest < 1:
+            raise UserError(f"nbest {nbest}: the number of samples per line must be at least 1")
+    elif not 1 <= nbest <= beam:
         raise UserError(f"nbest {nbest} is not between 1 and the beam size {beam} (a beam search "
                         "keeps beam_size hypotheses; greedy search one)")
     results: list[list[Hypothesis]] = [
@@ -48,7 +57,14 @@ def decode_ids(model, sources: list[list[int]], cfg: DecodingConfig, device: tor
         if cfg.max_length:
             limit = limit.clamp(max=cfg.max_length)
         with autocast(device, autocast_on):
-            if beam == 1:
+            if sampling is not None:
+                hyps = sample_search(model, batch.src, batch.src_lengths, limit, sampling=sampling,
+                                     generators=[sentence_generator(sampling.seed, first_index + i)
+                                                 for i in idx],
+                                     num_samples=nbest, return_attention=return_attention,
+                                     min_length=cfg.min_length,
+                                     no_repeat_ngram_size=cfg.no_repeat_ngram_size)
+            elif beam == 1:
                 hyps = greedy_search(model, batch.src, batch.src_lengths, limit,
                                      return_attention=return_attention, min_length=cfg.min_length,
                                      no_repeat_ngram_size=cfg.no_repeat_ngram_size)

@@ -33,9 +33,13 @@ class Summarizer(Translator):
     def summarize(self, documents: list[str], beam_size: int | None = None, *,
                   min_length: int | None = None, max_length: int | None = None,
                   no_repeat_ngram_size: int | None = None, batch_size: int | None = None,
-                  progress: bool = False) -> list[str]:
+                  progress: bool = False, sampling: str | None = None,
+                  temperature: float | None = None, seed: int | None = None,
+                  first_index: int = 0) -> list[str]:
         """One summary per document; None keeps the recipe's value. An empty or whitespace-only
-        document gets an empty summary (it is not searched, whatever min_length says)."""
+        document gets an empty summary (it is not searched, whatever min_length says).
+        `sampling` ('topk:K', 'topp:P'), `temperature`, `seed`, `first_index`: one sample per
+        document, as Translator.translate_full draws them."""
         changes = {"min_length": min_length, "max_length": max_length,
                    "no_repeat_ngram_size": no_repeat_ngram_size}
         for name, value in changes.items():
@@ -43,4 +47,6 @@ class Summarizer(Translator):
                 raise UserError(f"{name}: must be >= 0, got {value}")
         decoding = dataclasses.replace(self.recipe.decoding,
                                        **{k: v for k, v in changes.items() if v is not None})
-        return self.translate(documents, beam_size, batch_size, progress=progress, decoding=decoding)
+        return self.translate(documents, beam_size, batch_size, progress=progress, decoding=decoding,
+                              sampling=sampling, temperature=temperature, seed=seed,
+                              first_index=first_index)

@@ -6,12 +6,14 @@
     translator.translate(["12/25/99"], beam_size=5, nbest=3)   # up to 3 strings per line
     [t] = translator.translate_full(["12/25/99"], beam_size=5, nbest=2, attention=True)
     t.source_pieces, t.hypotheses[0].text, t.hypotheses[0].score, t.hypotheses[0].attention
+    translator.translate(["12/25/99"], sampling="topk:10", temperature=0.8, seed=1, nbest=4)
 
 An empty or whitespace-only line is not searched: its output is empty (score 0).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +23,10 @@ from seq2seq.checkpoint import BEST, load_meta, load_weights
 from seq2seq.config import DecodingConfig, Recipe
 from seq2seq.decoding import decode_ids
 from seq2seq.device import resolve_device
+from seq2seq.errors import UserError
 from seq2seq.extended import cut_sources, decode_extended, encode_sources
 from seq2seq.model import Seq2Seq, build_model
+from seq2seq.sampling import Sampling, parse_sampling
 from seq2seq.vocab import EOS, UNK, Vocab, load_vocabs
 
 
@@ -91,16 +95,23 @@ class Translator:
 
     def translate_full(self, lines: list[str], beam_size: int | None = None, *, nbest: int = 1,
                        attention: bool = False, batch_size: int | None = None,
-                       progress: bool = False,
-                       decoding: DecodingConfig | None = None) -> list[Translation]:
+                       progress: bool = False, decoding: DecodingConfig | None = None,
+                       sampling: str | None = None, temperature: float | None = None,
+                       seed: int | None = None, first_index: int = 0) -> list[Translation]:
         """Each line with up to `nbest` hypotheses (text, score, output pieces and, with
         `attention`, the attention matrix), best first. `beam_size` None and `decoding` None take
-        the recipe's; nbest must be between 1 and the beam size (a UserError otherwise)."""
+        the recipe's; nbest must be between 1 and the beam size (a UserError otherwise).
+
+        `sampling` 'topk:K' or 'topp:P' draws `nbest` samples per line instead (seq2seq/sampling.py;
+        `temperature` default 1, `seed` default 0; score: the model's log-probability of the
+        sample), line i from a generator seeded by (seed, first_index + i), whatever the batch;
+        'greedy' is beam size 1, 'beam' (or None) the beam search."""
+        beam_size, plan = self._sampling_plan(sampling, beam_size, temperature, seed)
         sources, oovs = self.encode(lines)
         hyps = decode_ids(self.model, sources, decoding or self.recipe.decoding, self.device,
                           autocast_on=self.recipe.training.autocast, beam_size=beam_size,
                           batch_size=batch_size, nbest=nbest, return_attention=attention,
-                          progress=progress)
+                          progress=progress, sampling=plan, first_index=first_index)
         known = oovs if oovs is not None else [[] for _ in lines]
         flat = [(i, h) for i, line_hyps in enumerate(hyps) for h in line_hyps]
         texts = self.to_text([h.tokens for _, h in flat], [known[i] for i, _ in flat] if oovs else None)
@@ -114,14 +125,36 @@ class Translator:
 
     def translate(self, lines: list[str], beam_size: int | None = None,
                   batch_size: int | None = None, *, nbest: int = 1, progress: bool = False,
-                  decoding: DecodingConfig | None = None) -> list[str] | list[list[str]]:
+                  decoding: DecodingConfig | None = None, sampling: str | None = None,
+                  temperature: float | None = None, seed: int | None = None,
+                  first_index: int = 0) -> list[str] | list[list[str]]:
         """One output line per input line; with nbest > 1, a list of up to `nbest` outputs per
-        line, best first. `decoding` replaces the recipe's decoding section."""
+        line, best first. `decoding` replaces the recipe's decoding section; `sampling`,
+        `temperature`, `seed` and `first_index` as in translate_full."""
         results = self.translate_full(lines, beam_size, nbest=nbest, batch_size=batch_size,
-                                      progress=progress, decoding=decoding)
+                                      progress=progress, decoding=decoding, sampling=sampling,
+                                      temperature=temperature, seed=seed, first_index=first_index)
         if nbest == 1:
             return [r.hypotheses[0].text for r in results]
         return [[c.text for c in r.hypotheses] for r in results]
+
+    @staticmethod
+    def _sampling_plan(sampling: str | None, beam_size: int | None, temperature: float | None,
+                       seed: int | None) -> tuple[int | None, Sampling | None]:
+        """(beam size, Sampling or None) for translate_full's arguments; what they leave unused
+        is a warning, a contradiction a UserError."""
+        plan = parse_sampling(sampling or "beam", temperature, seed)
+        if plan is None and (temperature is not None or seed is not None):
+            warnings.warn("temperature and seed apply to sampling='topk:K' or 'topp:P' only; "
+                          "not used", stacklevel=3)
+        if sampling == "greedy":
+            if beam_size not in (None, 1):
+                raise UserError(f"sampling='greedy' is beam size 1, but beam_size is {beam_size}")
+            return 1, None
+        if plan is not None and beam_size is not None:
+            warnings.warn(f"beam_size {beam_size} is not used when sampling ({sampling})",
+                          stacklevel=3)
+        return beam_size, plan
 
     def _pieces(self, tokens: list[int], oovs: list[str]) -> list[str]:
         """Output ids -> pieces; an extended (copied) id as the source text it stands for, one

@@ -82,6 +82,41 @@ def add_model_options(p) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
+def add_sampling_options(p) -> None:
+    """--sampling, --temperature and --seed (seq2seq/sampling.py), for the commands that decode."""
+    p.add_argument("--sampling", default="beam", metavar="{beam,greedy,topk:K,topp:P}",
+                   help="beam: beam search of --beam-size (default); greedy: beam size 1; topk:K, "
+                        "topp:P: draw each token from the K most probable, or from the fewest most "
+                        "probable whose probability reaches P (N samples per line with --nbest N)")
+    p.add_argument("--temperature", type=float,
+                   help="topk/topp: sample from softmax(logits / T), before the cut (default 1)")
+    p.add_argument("--seed", type=int,
+                   help="topk/topp: line i draws from a generator seeded by (SEED, i), so samples "
+                        "repeat from run to run, whatever --batch-size or --buffer-size (default 0)")
+
+
+def decoding_choice(args) -> dict:
+    """What --sampling, --beam-size, --temperature and --seed ask for, as keywords of
+    Translator.translate (beam_size; or sampling, temperature, seed); a flag the choice leaves
+    unused is a warning line on stderr, bad values and contradictions one-line errors."""
+    from seq2seq.sampling import parse_sampling
+    if args.temperature is not None and not args.temperature > 0:
+        raise UserError(f"--temperature: must be above 0, got {args.temperature}")
+    plan = parse_sampling(args.sampling, args.temperature, args.seed, where="--sampling")
+    if plan is not None:
+        if args.beam_size is not None:
+            print(f"warning: --beam-size is not used with --sampling {args.sampling}", file=sys.stderr)
+        return {"sampling": args.sampling, "temperature": args.temperature, "seed": args.seed}
+    if args.temperature is not None or args.seed is not None:
+        print("warning: --temperature and --seed apply to --sampling topk:K or topp:P only; not used",
+              file=sys.stderr)
+    if args.sampling == "greedy":
+        if args.beam_size not in (None, 1):
+            raise UserError(f"--sampling greedy is beam size 1, but --beam-size is {args.beam_size}")
+        return {"beam_size": 1}
+    return {"beam_size": args.beam_size}
+
+
 def check_sizes(args, flags: tuple[str, ...] = ("beam_size", "batch_size"), minimum: int = 1) -> None:
     """Each option in `flags` (by default --beam-size and --batch-size), when given, is at least
     `minimum`."""

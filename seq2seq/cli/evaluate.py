@@ -5,6 +5,7 @@ are several references per line."""
 from __future__ import annotations
 
 import json
+import sys
 
 from seq2seq.cli.common import ArgumentParser, add_model_options, check_sizes, run, write_output
 
@@ -37,6 +38,9 @@ def main(argv) -> int:
     for ref in args.ref:
         check_parallel(Path(args.src), Path(ref))
     translator = Translator.load(args.model_dir, args.device, args.weights)
+    if translator.recipe.decoding.nbest > 1:
+        print(f"warning: decoding.nbest is {translator.recipe.decoding.nbest} in the model's recipe; "
+              "seq2seq-evaluate scores the 1-best output", file=sys.stderr)
     src, streams = read_lines(Path(args.src)), [read_lines(Path(ref)) for ref in args.ref]
     beam = args.beam_size or translator.recipe.decoding.beam_size
     hyps = translator.translate(src, beam, args.batch_size, progress=len(src) > 500)

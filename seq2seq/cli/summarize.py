@@ -1,9 +1,13 @@
 """seq2seq-summarize MODEL_DIR [FILE ...] [--output F] [--beam-size N] [--min-length N]
-[--max-length N] [--no-repeat-ngram-size N]: documents one per line -> summaries one per line."""
+[--max-length N] [--no-repeat-ngram-size N] [--sampling beam|greedy|topk:K|topp:P] [--temperature T]
+[--seed S]: documents one per line -> summaries one per line (the 1-best, or one sample)."""
 
 from __future__ import annotations
 
-from seq2seq.cli.common import ArgumentParser, add_model_options, check_sizes, read_input, run, write_output
+import sys
+
+from seq2seq.cli.common import (ArgumentParser, add_model_options, add_sampling_options, check_sizes,
+                                decoding_choice, read_input, run, write_output)
 
 PROGRESS_FROM = 200  # documents; a progress bar (on stderr) from this many on
 
@@ -19,6 +23,7 @@ def parser() -> ArgumentParser:
     p.add_argument("--max-length", type=int, help="at most this many pieces (0: no cap)")
     p.add_argument("--no-repeat-ngram-size", type=int, help="never repeat an n-gram (0: off)")
     p.add_argument("--batch-size", type=int, help="documents per batch")
+    add_sampling_options(p)
     add_model_options(p)
     return p
 
@@ -28,15 +33,21 @@ def main(argv) -> int:
     check_sizes(args)
     check_sizes(args, ("min_length", "max_length", "no_repeat_ngram_size"), minimum=0)
     from seq2seq.summarizer import Summarizer
+    choice = decoding_choice(args)  # its errors before the model loads
     summarizer = Summarizer.load(args.model_dir, args.device, args.weights)
+    if summarizer.recipe.decoding.nbest > 1:
+        print(f"warning: decoding.nbest is {summarizer.recipe.decoding.nbest} in the model's recipe; "
+              "seq2seq-summarize writes one summary per document (the 1-best, or one sample)",
+              file=sys.stderr)
     if args.files:
         documents = [line for f in args.files for line in read_input(f)]
     else:
         documents = read_input(None, hint="give documents one per line on stdin or as FILE arguments")
-    out = summarizer.summarize(documents, args.beam_size, min_length=args.min_length,
+    out = summarizer.summarize(documents, min_length=args.min_length,
                                max_length=args.max_length,
                                no_repeat_ngram_size=args.no_repeat_ngram_size,
-                               batch_size=args.batch_size, progress=len(documents) >= PROGRESS_FROM)
+                               batch_size=args.batch_size, progress=len(documents) >= PROGRESS_FROM,
+                               **choice)
     write_output(out, args.output)
     return 0
 

@@ -1,4 +1,5 @@
 """seq2seq-translate MODEL_DIR [--beam-size N] [--nbest N] [--batch-size N] [--input F] [--output F]
+[--sampling beam|greedy|topk:K|topp:P] [--temperature T] [--seed S]
 
 One output line per input line; an empty or whitespace-only input line gives an empty output line.
 With --nbest N (or a recipe whose decoding.nbest is above 1) the output is an n-best list in the
@@ -9,11 +10,16 @@ Moses/fairseq style: up to N lines per input line, best first,
 INDEX counts input lines from 0, the score is the search's (log-probability of the output and
 EOS, divided by the GNMT length penalty when the beam is above 1; 4 decimals), '|||' in a
 hypothesis is not escaped; a blank input line has one entry, an empty hypothesis with score 0.
+
+--sampling topk:K or topp:P draws outputs instead of searching (seq2seq/sampling.py): N samples
+per line with --nbest N, best score first (the model's log-probability of the sample), the same
+for the same --seed whatever the batch.
 """
 
 from __future__ import annotations
 
-from seq2seq.cli.common import ArgumentParser, add_model_options, check_sizes, read_input, run, write_output
+from seq2seq.cli.common import (ArgumentParser, add_model_options, add_sampling_options, check_sizes,
+                                decoding_choice, read_input, run, write_output)
 from seq2seq.errors import UserError
 
 
@@ -24,10 +30,12 @@ def parser() -> ArgumentParser:
     p.add_argument("--beam-size", type=int, help="1 for greedy; default from the recipe")
     p.add_argument("--nbest", type=int,
                    help="write the N best outputs per line as 'INDEX ||| hypothesis ||| score' "
-                        "(at most the beam size); default: the recipe's decoding.nbest")
+                        "(at most the beam size; with --sampling, N samples); default: the "
+                        "recipe's decoding.nbest")
     p.add_argument("--batch-size", type=int, help="sentences per batch")
     p.add_argument("--input", help="file with one sentence per line (default stdin)")
     p.add_argument("--output", help="file to write (default stdout)")
+    add_sampling_options(p)
     add_model_options(p)
     return p
 
@@ -41,22 +49,24 @@ def main(argv) -> int:
     args = parser().parse_args(argv)
     check_sizes(args, ("beam_size", "batch_size", "nbest"))
     from seq2seq.translator import Translator
+    choice = decoding_choice(args)  # its errors before the model loads
     translator = Translator.load(args.model_dir, args.device, args.weights)
     decoding = translator.recipe.decoding
-    beam, nbest = args.beam_size or decoding.beam_size, args.nbest or decoding.nbest
-    if nbest > beam:
+    beam, nbest = choice.get("beam_size") or decoding.beam_size, args.nbest or decoding.nbest
+    if nbest > beam and "sampling" not in choice:
         given = "--nbest" if args.nbest else "decoding.nbest in the model's recipe"
-        size = "--beam-size" if args.beam_size else "decoding.beam_size in the model's recipe"
+        size = ("--beam-size" if args.beam_size else "--sampling greedy" if args.sampling == "greedy"
+                else "decoding.beam_size in the model's recipe")
         raise UserError(f"nbest {nbest} ({given}) is more than the beam size {beam} ({size}): a beam "
                         f"search keeps beam_size hypotheses; give --beam-size {nbest} or more, or a "
                         "smaller --nbest")
     lines = read_input(args.input)
     progress = len(lines) > 500
     if args.nbest or nbest > 1:
-        out = nbest_lines(translator.translate_full(lines, beam, nbest=nbest, batch_size=args.batch_size,
-                                                    progress=progress))
+        out = nbest_lines(translator.translate_full(lines, nbest=nbest, batch_size=args.batch_size,
+                                                    progress=progress, **choice))
     else:
-        out = translator.translate(lines, beam, args.batch_size, progress=progress)
+        out = translator.translate(lines, batch_size=args.batch_size, progress=progress, **choice)
     write_output(out, args.output)
     return 0
 

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from seq2seq.translator import Translator
 
@@ -45,27 +44,6 @@ def assert_user_error(result: subprocess.CompletedProcess, *needles: str) -> Non
     assert "Traceback" not in result.stderr
     for needle in needles:
         assert needle in lines[0]
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory, reverse_corpus, make_tiny_recipe) -> Path:
-    """data/ with the reversal task; tiny.yaml points elsewhere, so commands pass data.dir=."""
-    root = tmp_path_factory.mktemp("cli")
-    reverse_corpus(root / "data")
-    text = "# seq2seq-train tiny.yaml --model-dir model data.dir=data\n"
-    text += yaml.safe_dump(make_tiny_recipe("nowhere"), sort_keys=False)
-    (root / "tiny.yaml").write_text(text, encoding="utf-8")
-    return root
-
-
-@pytest.fixture(scope="module")
-def trained(workdir) -> Path:
-    result = command("train", "tiny.yaml", "--model-dir", "model", f"data.dir={workdir / 'data'}",
-                     cwd=workdir)
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    assert "done: 3 steps" in result.stdout  # 48 pairs / 16 per batch, one epoch
-    return workdir / "model"
 
 
 def test_train_writes_a_model_directory(trained):
@@ -172,25 +150,6 @@ def test_weights_flag_loads_another_weights_file(trained, workdir, capsys):
 
 
 BLANKS = "abc\n\n  \nhgfe\n"  # printf 'abc\n\n  \nhgfe\n': an empty and a whitespace-only line
-
-
-@pytest.fixture(scope="module")
-def talkative(trained, tmp_path_factory) -> Path:
-    """The trained model with EOS made unlikely (output bias -30): it writes up to its length
-    limit for every source, so an empty line that reached the search would come out as text."""
-    import shutil
-
-    import torch
-
-    from seq2seq.checkpoint import save_weights
-    from seq2seq.vocab import EOS
-    model_dir = tmp_path_factory.mktemp("talkative") / "model"
-    shutil.copytree(trained, model_dir)
-    translator = Translator.load(model_dir, "cpu")
-    with torch.no_grad():
-        translator.model.generator.bias[EOS] -= 30.0
-    save_weights(translator.model, model_dir / "best.safetensors")
-    return model_dir
 
 
 def test_empty_lines_give_empty_output_lines(talkative, workdir, capsys, monkeypatch):

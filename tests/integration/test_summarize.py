@@ -164,6 +164,39 @@ def test_summarize_files_with_flags(trained, workdir):
     assert all(4 <= len(t) <= 6 for t in ids)
 
 
+def test_summarize_samples_and_says_it_writes_one_summary(trained, tmp_path):
+    """--sampling draws one summary per document, what Summarizer.summarize draws for the seed;
+    a recipe asking for n-best lists gets one warning line from seq2seq-summarize and
+    seq2seq-evaluate, which write and score one output per line."""
+    docs = ["abc defg hh", "", "ab cd ef", "hh gg"]
+    flags = ("--sampling", "topp:0.9", "--temperature", "1.5", "--seed", "4")
+    result = in_process("summarize", trained, *flags, stdin="\n".join(docs) + "\n")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    summarizer = Summarizer.load(trained, "cpu")
+    sampled = summarizer.summarize(docs, sampling="topp:0.9", temperature=1.5, seed=4)
+    assert result.stdout.splitlines() == sampled and sampled[1] == ""
+    assert summarizer.summarize(docs, sampling="topk:1") == summarizer.summarize(docs, beam_size=1)
+    model = tmp_path / "model"
+    model.mkdir()
+    for f in trained.iterdir():
+        if f.is_file():
+            (model / f.name).write_bytes(f.read_bytes())
+    recipe = json.loads((model / "recipe.json").read_text(encoding="utf-8"))
+    recipe["decoding"]["nbest"] = 2
+    (model / "recipe.json").write_text(json.dumps(recipe), encoding="utf-8")
+    warned = in_process("summarize", model, *flags, stdin="\n".join(docs) + "\n")
+    assert warned.returncode == 0 and warned.stdout == result.stdout
+    assert warned.stderr.splitlines() == [
+        "warning: decoding.nbest is 2 in the model's recipe; seq2seq-summarize writes one summary "
+        "per document (the 1-best, or one sample)"]
+    data = trained.parent / "data"
+    scored = in_process("evaluate", model, "--src", data / "valid.src", "--ref", data / "valid.tgt",
+                        "--metric", "rouge")
+    assert scored.returncode == 0 and "ROUGE-L" in scored.stdout
+    assert scored.stderr.splitlines() == ["warning: decoding.nbest is 2 in the model's recipe; "
+                                          "seq2seq-evaluate scores the 1-best output"]
+
+
 def test_evaluate_rouge_with_several_references(trained, workdir):
     data = workdir / "data"
     result = in_process("evaluate", trained, "--src", data / "valid.src", "--ref", data / "valid.tgt",
