@@ -20,14 +20,13 @@ def main(argv) -> int:
     args = p.parse_args(argv)
     from seq2seq.plot import plot_attention
     from seq2seq.translator import Translator
-    from seq2seq.vocab import EOS
-    t = Translator.load(args.model_dir)
-    hyp = t.search([args.sentence], beam_size=args.beam_size, return_attention=True)[0][0]
-    src = t.src_vocab.pieces(t.src_vocab.encode([args.sentence])[0])
-    out = t.tgt_vocab.pieces(hyp.tokens + [EOS])
-    text = t.tgt_vocab.decode([hyp.tokens])[0]
-    plot_attention(hyp.attention, src, out, args.output, title=f"{args.sentence} -> {text}")
-    print(f"{args.sentence} -> {text}; attention written to {args.output}")
+    # translate_full names the pieces: a copied (extended) id as the source text it copies
+    [result] = Translator.load(args.model_dir).translate_full([args.sentence], args.beam_size,
+                                                              attention=True)
+    best = result.hypotheses[0]
+    plot_attention(best.attention, result.source_pieces, best.pieces, args.output,
+                   title=f"{args.sentence} -> {best.text}")
+    print(f"{args.sentence} -> {best.text}; attention written to {args.output}")
     return 0
 
 
