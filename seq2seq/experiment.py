@@ -89,6 +89,9 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
     Inputs are checked, the vocabularies trained aside and the model built before anything is
     written; a run that fails before training leaves no new model directory behind.
     """
+    from seq2seq.tasks import TASKS
+    if recipe.task in TASKS:  # classification: trained in its own room (seq2seq/tasks/)
+        return TASKS[recipe.task].train(recipe, model_dir, resume=resume, overwrite=overwrite)
     model_dir = Path(model_dir)
     train_src, train_tgt, valid_src, valid_tgt = check_inputs(recipe, model_dir, resume, overwrite)
     cfg = recipe.training

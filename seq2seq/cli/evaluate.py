@@ -1,6 +1,7 @@
 """seq2seq-evaluate MODEL_DIR --src F --ref F [--ref F ...] [--metric bleu|rouge] [--beam-size N]
 [--json]: sacreBLEU BLEU and chrF, or ROUGE-1/2/L F1 (rouge-score, stemmed); several --ref files
-are several references per line."""
+are several references per line. A classifier's MODEL_DIR: --src texts, --ref class names (one
+per line) -> accuracy and macro-F1."""
 
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ def parser() -> ArgumentParser:
 
 def main(argv) -> int:
     args = parser().parse_args(argv)
+    from seq2seq.tasks import TASKS, task_of
+    task = task_of(args.model_dir)
+    if task in TASKS:  # a classifier: --ref holds class names; accuracy and macro-F1 (seq2seq/tasks/)
+        return TASKS[task].evaluate(args)
     check_sizes(args)
     from pathlib import Path
 
