@@ -139,6 +139,7 @@ class TrainingConfig:
     autocast: bool = True  # bf16 autocast on CUDA
     compile: bool = False  # torch.compile the decoder step (seq2seq/compiling.py)
     threads: int = field(default=0, metadata=_range(0))  # CPU threads; 0: all cores
+    dist_timeout_minutes: float = field(default=60.0, metadata=_range(0.0, lo_open=True))  # torchrun: collective timeout
 
 
 @dataclass(frozen=True)

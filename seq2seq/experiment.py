@@ -15,7 +15,7 @@ from seq2seq.compiling import compile_decoder_step
 from seq2seq.config import Recipe, to_dict
 from seq2seq.batch import collate
 from seq2seq.data import check_no_empty_pairs, check_parallel, encode_pairs, load_corpus, read_lines
-from seq2seq.distributed import barrier, setup
+from seq2seq.distributed import rank_zero_first, setup
 from seq2seq.errors import UserError
 from seq2seq.hub import hub_files, uses_hub
 from seq2seq.model import build_model
@@ -95,16 +95,15 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
     model_dir = Path(model_dir)
     train_src, train_tgt, valid_src, valid_tgt = check_inputs(recipe, model_dir, resume, overwrite)
     cfg = recipe.training
-    world, device = setup(cfg.device)
+    world, device = setup(cfg.device, cfg.dist_timeout_minutes)
     say = tqdm.write if world.is_main else (lambda _: None)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed + world.rank)
     created = not model_dir.exists()
     try:
-        with tempfile.TemporaryDirectory(prefix="seq2seq-vocab-") as staging:
-            if not world.is_main:  # rank 0 first (vocabularies, Arrow cache), then the others
-                barrier(world)
+        # rank 0 first (vocabularies, Arrow cache), then the others; an error on any rank ends all
+        with tempfile.TemporaryDirectory(prefix="seq2seq-vocab-") as staging, rank_zero_first(world, device):
             if resume:
                 src_vocab, tgt_vocab = _saved_vocabs(recipe, model_dir)
             elif world.is_main:
@@ -118,7 +117,6 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
                 src_vocab, tgt_vocab = _install_vocabs(Path(staging), model_dir, recipe, overwrite)
             if world.is_main:
                 save_meta(model_dir, recipe, len(src_vocab), len(tgt_vocab), recipe.task)
-                barrier(world)
     except BaseException:
         if created and world.is_main:
             shutil.rmtree(model_dir, ignore_errors=True)

@@ -107,18 +107,21 @@ class RunState:
         """Whether the newest checkpoint holds the current step."""
         return self.last_checkpoint == checkpoint_dir(self.model_dir, self.progress.step)
 
-    def keep_if_best(self, score: float, better) -> bool:
-        """Count a validation's score; the best (with finite weights) become best.safetensors.
-        `better(score, best)` says whether a score beats the best so far."""
+    def count_score(self, score: float, better) -> bool:
+        """Count a validation's score; say whether it is the best so far (with finite weights), whose
+        weights save_best() then keeps. `better(score, best)`: whether a score beats another."""
         p = self.progress
         improved = better(score, p.best_score) and weights_finite(self.model)
         if improved:
             p.best_score, p.bad_validations = score, 0
-            if self.world.is_main:
-                save_weights(self.model, self.model_dir / BEST)
         else:
             p.bad_validations += 1
         return improved
+
+    def save_best(self) -> None:
+        """The weights become best.safetensors (written by rank 0)."""
+        if self.world.is_main:
+            save_weights(self.model, self.model_dir / BEST)
 
 
 # ---------------------------------------------------------------- random generators

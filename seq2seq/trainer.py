@@ -11,7 +11,9 @@ them in a row stop training with a UserError naming the last good checkpoint.
 Under torchrun every update takes `world.size * training.accumulate` consecutive batches of the
 epoch's plan, `accumulate` of them on each process; the loss is normalised by the target tokens of
 all of them, so any split of the same batches gives the same update. Only rank 0 validates (the
-result is shared, so scheduling and early stopping agree) and writes logs and checkpoints.
+result is shared, so scheduling and early stopping agree) and writes logs and checkpoints; an
+error in that work is handed to every rank where they next meet (the end of the step), and ends
+them all with its message (seq2seq/distributed.py, settle).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from seq2seq.config import Recipe, TrainingConfig
 from seq2seq.curves import redraw_curves
 from seq2seq.data import Corpus, make_batches
 from seq2seq.device import autocast
-from seq2seq.distributed import World, all_sum, broadcast
+from seq2seq.distributed import World, all_sum, broadcast, settle
 from seq2seq.errors import UserError
 from seq2seq.logs import JsonLines
 from seq2seq.loss import coverage_loss, sequence_nll
@@ -85,6 +87,7 @@ class Trainer:
         self.step_log = JsonLines(model_dir / STEP_LOG)  # one line per update
         self.interrupted: str | None = None  # the signal that stopped training, if one did
         self.train_seconds, self.train_tokens = 0.0, 0  # this process's steps; tokens of all processes
+        self._failure: BaseException | None = None  # rank 0's, kept until the ranks meet (_deferred)
 
     @property
     def progress(self) -> Progress:
@@ -100,10 +103,12 @@ class Trainer:
         note = self.state.load(path)
         self.model.to(self.device)
         if self.world.is_main:  # (the one writer of the logs)
-            if note:
-                tqdm.write(note)
-            self.log.trim(self.progress.step)
-            self.step_log.trim(self.progress.step)
+            with self._deferred():
+                if note:
+                    tqdm.write(note)
+                self.log.trim(self.progress.step)
+                self.step_log.trim(self.progress.step)
+        settle(self._failure, self.world, self.device)
 
     # ------------------------------------------------------------ steps
 
@@ -159,21 +164,39 @@ class Trainer:
 
     # ------------------------------------------------------------ loop
 
+    @contextlib.contextmanager
+    def _deferred(self):
+        """Around rank 0's own work (writing logs, weights, checkpoints). With several processes, a
+        failure is kept until the ranks next meet, where it ends every one of them (settle)."""
+        try:
+            yield
+        except Exception as e:
+            if not self.world.distributed:
+                raise
+            self._failure = self._failure or e
+
     def _validation_round(self) -> bool:
         """Rank 0 validates, every process gets its result; say whether to stop early."""
-        result = self.validate() if self.world.is_main else None
+        result = None
+        if self.world.is_main:
+            with self._deferred():
+                result = self.validate()
+        settle(self._failure, self.world, self.device)
         return self._after_validation(broadcast(result, self.world, self.device))
 
     def _after_validation(self, result: dict) -> bool:
         """Record, keep the best weights, schedule, and say whether to stop early."""
         p, key = self.progress, self.metric.key
         result.update(step=p.step, epoch=p.epoch, lr=self.optimizer.param_groups[0]["lr"])
-        improved = self.state.keep_if_best(result[key], self.metric.better)
+        improved = self.state.count_score(result[key], self.metric.better)
         result["best"] = improved
         p.history.append({k: result[k] for k in ("step", "epoch", key, "valid_loss")})
         if self.world.is_main:
-            self.log.append(result)
-            self.log.close()
+            with self._deferred():
+                if improved:
+                    self.state.save_best()
+                self.log.append(result)
+                self.log.close()
             redraw_curves(self.model_dir)  # MODEL_DIR/curves.png
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step(result[key])
@@ -189,7 +212,8 @@ class Trainer:
         record = {"step": p.step, "epoch": p.epoch + 1, "loss": loss if finite else None, "tokens": ntok,
                   "grad_norm": norm if math.isfinite(norm) else None}
         if self.world.is_main:
-            self.step_log.append(record if finite else {**record, "skipped": True})
+            with self._deferred():
+                self.step_log.append(record if finite else {**record, "skipped": True})
         p.bad_steps_in_row = 0 if finite else p.bad_steps_in_row + 1
         if p.bad_steps_in_row >= self.cfg.max_bad_steps:
             raise UserError(f"training stopped at step {p.step}: the last {p.bad_steps_in_row} steps "
@@ -204,14 +228,18 @@ class Trainer:
         if (cfg.validate_every and p.step % cfg.validate_every == 0) or \
                 (not cfg.validate_every and end_of_epoch):
             stop = "patience" if self._validation_round() else None
-            self.state.save()
+            self._save()
         elif cfg.checkpoint_every and p.step % cfg.checkpoint_every == 0:
-            self.state.save()
+            self._save()
         if cfg.max_steps and p.step >= cfg.max_steps:
             stop = stop or "max_steps"
         signalled = request.signal is not None
-        if self.world.distributed:  # every process stops after the same step
-            signalled = all_sum([float(signalled)], self.world, self.device)[0] > 0
+        if self.world.distributed:  # every process stops after the same step, or fails with rank 0
+            signals, failed = all_sum([float(signalled), float(self._failure is not None)], self.world,
+                                      self.device)
+            if failed:
+                settle(self._failure, self.world, self.device)
+            signalled = signals > 0
             request.signal = request.signal or ("SIGTERM" if signalled else None)
         return stop or ("signal" if signalled else None)
 
@@ -270,5 +298,11 @@ class Trainer:
             if validate:
                 self._validation_round()
             if validate or not self.state.saved:
-                self.state.save()
+                self._save()
+        settle(self._failure, self.world, self.device)
         return p
+
+    def _save(self) -> None:
+        """A checkpoint: every rank takes part (their generators go in it), rank 0 writes it."""
+        with self._deferred():
+            self.state.save()

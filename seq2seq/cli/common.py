@@ -8,7 +8,7 @@ import traceback
 from pathlib import Path
 
 from seq2seq.checkpoint import BEST
-from seq2seq.errors import UserError
+from seq2seq.errors import UserError, one_line
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -32,9 +32,7 @@ def run(main, argv=None) -> None:
             sys.exit(0)
         if debug:
             traceback.print_exc()
-        if isinstance(e, OSError) and e.filename is not None:
-            e = f"{e.filename}: {e.strerror}"
-        print("error: " + " ".join(str(e).split("\n")), file=sys.stderr)
+        print("error: " + one_line(e), file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

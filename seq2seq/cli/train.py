@@ -61,10 +61,8 @@ def main(argv) -> int:
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 speaks
     recipe = load_recipe(args.recipe, args.overrides,
                          warn=(lambda note: print(f"warning: {note}", file=sys.stderr)) if main_process else None)
-    try:
-        trainer = train(recipe, Path(args.model_dir), resume=args.resume, overwrite=args.overwrite)
-    finally:
-        teardown()
+    trainer = train(recipe, Path(args.model_dir), resume=args.resume, overwrite=args.overwrite)
+    teardown()  # (after an error: at exit, once every rank printed it; see distributed.setup)
     if not trainer.world.is_main:
         return 0
     p = trainer.progress

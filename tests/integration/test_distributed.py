@@ -90,6 +90,57 @@ def test_a_two_process_run_with_dropout_resumes_exactly(tmp_path, recipe_file):
     assert_same_run(tmp_path / "split", tmp_path / "straight")
 
 
+# Run as `torchrun ... HOOK_SCRIPT args`: seq2seq-train with rank 0 made slow where the others wait.
+HOOK_SCRIPT = """
+import os, time
+import seq2seq.experiment
+if os.environ["RANK"] == "0":
+    real = seq2seq.experiment.build_vocabs
+    def slow(*args, **kwargs):
+        time.sleep(600)
+        return real(*args, **kwargs)
+    seq2seq.experiment.build_vocabs = slow
+from seq2seq.cli.train import entry
+entry()
+"""
+
+
+def train_ranks(args: list[str], cwd: Path, script: list[str] = ["-m", "seq2seq.cli.train"]) -> list[str]:
+    """2 processes under torchrun, each with its own log file; each rank's stderr. A rank that is
+    left waiting fails the test through the timeout."""
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+              "--log-dir", str(cwd / "logs"), "--redirects", "3", *script]
+    done = subprocess.run(launch + args, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    return [next((cwd / "logs").rglob(f"{rank}/stderr.log")).read_text() for rank in (0, 1)]
+
+
+def last_line(stderr: str) -> str:
+    return stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("blocked, when", [("spm.model", "before training, while the others wait"),
+                                           ("steps.jsonl", "at the first step")])
+def test_an_error_on_rank_0_ends_every_rank_with_its_message(tmp_path, recipe_file, blocked, when):
+    """Rank 0 alone writes the model directory; a file it cannot write (a directory in the way)
+    ends both processes, each with rank 0's one-line message, none with a traceback."""
+    (tmp_path / "m" / blocked).mkdir(parents=True)
+    stderr = train_ranks([str(recipe_file), "--model-dir", "m"], tmp_path)
+    assert last_line(stderr[0]).startswith("error: ") and blocked in last_line(stderr[0])
+    assert last_line(stderr[1]) == last_line(stderr[0])
+    assert "Traceback" not in stderr[0] + stderr[1]
+
+
+def test_a_rank_left_waiting_past_the_timeout_ends_with_one_line(tmp_path, recipe_file):
+    (tmp_path / "hook.py").write_text(HOOK_SCRIPT)
+    stderr = train_ranks([str(recipe_file), "--model-dir", "m", "training.dist_timeout_minutes=0.05"],
+                         tmp_path, [str(tmp_path / "hook.py")])
+    assert last_line(stderr[1]).startswith("error: rank 1: ")
+    assert "training.dist_timeout_minutes (0.05)" in last_line(stderr[1])
+    assert "Traceback" not in stderr[1]
+
+
 def test_accumulating_two_half_batches_equals_one_full_batch(tmp_path, tiny_recipe_dict):
     raw = copy.deepcopy(tiny_recipe_dict)
     raw["training"].update(max_steps=1)
