@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from seq2seq.checkpoint import (holds_model, list_checkpoints, load_checkpoint, load_meta, load_weights,
-                                save_checkpoint, save_meta, save_weights)
+from seq2seq.checkpoint import (checkpoint_dir, checkpoint_step, clear_model_dir, holds_model, list_checkpoints,
+                                load_checkpoint, load_meta, load_weights, save_checkpoint, save_meta, save_weights)
 from seq2seq.config import recipe_from_dict
 from seq2seq.batch import collate
 from seq2seq.errors import UserError
@@ -158,3 +158,17 @@ def test_meta_with_edited_recipe_is_checked(tmp_path):
     (tmp_path / "recipe.json").write_text(json.dumps(raw), encoding="utf-8")
     with pytest.raises(UserError, match="recipe.json.*hiden_size"):
         load_meta(tmp_path)
+
+
+def test_step_folders_are_named_and_read_in_one_place(tmp_path):
+    path = checkpoint_dir(tmp_path, 1234)
+    assert path == tmp_path / "checkpoints" / "step_000001234" and checkpoint_step(path) == 1234
+
+
+def test_clear_model_dir_removes_everything_a_run_wrote_and_nothing_else(tmp_path, tiny_recipe_dict):
+    from seq2seq.experiment import train
+    tiny_recipe_dict["training"].update(max_steps=2, checkpoint_every=1)
+    train(recipe_from_dict(tiny_recipe_dict), tmp_path / "m")
+    (tmp_path / "m" / "notes.txt").write_text("mine")
+    clear_model_dir(tmp_path / "m")
+    assert [p.name for p in (tmp_path / "m").iterdir()] == ["notes.txt"]

@@ -12,7 +12,7 @@ import time
 import yaml
 from safetensors.torch import load_file
 
-from seq2seq.checkpoint import list_checkpoints
+from seq2seq.checkpoint import checkpoint_step, list_checkpoints
 from seq2seq.config import load_recipe
 from seq2seq.experiment import train
 from seq2seq.logs import JsonLines
@@ -34,7 +34,7 @@ def kill_mid_epoch(process: subprocess.Popen, model_dir, timeout: float = 240) -
     """SIGKILL the run as soon as a checkpoint from the middle of an epoch exists; its step."""
     deadline = time.monotonic() + timeout
     while process.poll() is None and time.monotonic() < deadline:
-        steps = [int(p.name[5:]) for p in list_checkpoints(model_dir)]
+        steps = [checkpoint_step(p) for p in list_checkpoints(model_dir)]
         mid = [s for s in steps if s % STEPS_PER_EPOCH]
         if mid:
             os.kill(process.pid, signal.SIGKILL)
