@@ -171,15 +171,28 @@ class ClassificationConfig:
 
 
 @dataclass(frozen=True)
+class LanguageModelConfig:
+    """task: language_model (seq2seq/tasks/language_model/): its text and how it is cut into batches.
+    The units are vocab.model_type's (char: characters; unigram, bpe, word: sentencepiece pieces);
+    the network is model.embedding_size, model.decoder (cell, hidden_size, num_layers, dropout)
+    and model.tie_output; validation scores bits per character, lower is better."""
+    text_suffix: str = "txt"  # DIR/PREFIX.<text_suffix>: continuous text, its lines joined by newlines
+    batching: Literal["tbptt", "windows"] = "tbptt"  # tbptt: streams, state carried across segments; windows: shuffled, fresh state
+    bptt_length: int = field(default=100, metadata=_range(1))  # units per segment (tbptt) or window (windows)
+    streams: int = field(default=32, metadata=_range(1))  # parallel streams (tbptt) or windows per batch; validation's streams
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str = "recipe"
-    task: Literal["translation", "summarization", "classification"] = "translation"  # recorded in meta.json
+    task: Literal["translation", "summarization", "classification", "language_model"] = "translation"  # recorded in meta.json
     data: DataConfig = DataConfig()
     vocab: VocabConfig = VocabConfig()
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     decoding: DecodingConfig = DecodingConfig()
     classification: ClassificationConfig = ClassificationConfig()  # task: classification only
+    language_model: LanguageModelConfig = LanguageModelConfig()  # task: language_model only
 
 
 # ---------------------------------------------------------------- building from plain data
@@ -315,7 +328,8 @@ def _check(recipe: Recipe, errors: list[str]) -> None:
     if t.scheduler == "plateau" and t.min_lr >= t.lr:
         errors.append(f"training.min_lr: {t.min_lr:g} must be below training.lr ({t.lr:g}) for "
                       "training.scheduler 'plateau' to lower the learning rate")
-    if t.batch_type == "tokens":  # a batch costs (sentences) x (longest side, the target + EOS)
+    if t.batch_type == "tokens" and recipe.task != "language_model":  # (a language model's batch: language_model.streams)
+        # a batch costs (sentences) x (longest side, the target + EOS)
         data = recipe.data
         if data.target_limit + 1 > data.source_limit:
             key = "data.max_target_length" if data.max_target_length else "data.max_length"
@@ -353,6 +367,11 @@ def _not_chosen(recipe: Recipe) -> dict[str, str]:
     if d.beam_size == 1:
         for key in ("length_penalty", "coverage_penalty"):
             unused[f"decoding.{key}"] = "applies to beam search only, and decoding.beam_size is 1 (greedy)"
+    if recipe.task != "language_model":
+        unused.update(dict.fromkeys(_leaves("language_model", LanguageModelConfig),
+                                    f"applies to task 'language_model' only, not {recipe.task!r}"))
+    else:
+        unused.update(dict.fromkeys(_LM_UNUSED, "does not apply to task 'language_model'"))
     c = recipe.classification
     if recipe.task != "classification":
         unused.update(dict.fromkeys(_leaves("classification", ClassificationConfig),
@@ -380,6 +399,16 @@ _SEQ2SEQ_ONLY = ("data.src", "data.tgt", "data.max_source_length", "data.max_tar
                  "model.tie_output", "model.share_embeddings", "model.copy", "training.coverage_weight",
                  "training.valid_metric", "training.teacher_forcing", "training.compile",
                  *(k for k in _leaves("decoding", DecodingConfig) if k != "decoding.batch_size"))
+
+
+# what the language model leaves unused: its network is model.embedding_size, embedding_dropout,
+# the decoder's cell, hidden_size, num_layers and dropout, tie_output and init
+_LM_UNUSED = ("data.src", "data.tgt", "data.max_length", "data.max_source_length", "data.max_target_length",
+              "data.long_lines", "data.empty_lines", *(k for k in _leaves("data", DataConfig) if k.startswith("data.hub")),
+              "vocab.joint", *_leaves("model.encoder", EncoderConfig), *_leaves("model.attention", AttentionConfig),
+              "model.decoder.input_feeding", "model.decoder.init", "model.share_embeddings", "model.copy",
+              "training.coverage_weight", "training.valid_metric", "training.teacher_forcing", "training.batch_type",
+              "training.batch_size", "training.compile", *_leaves("decoding", DecodingConfig))
 
 
 def _given(raw: Any, path: str = "") -> set[str]:
