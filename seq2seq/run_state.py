@@ -7,6 +7,8 @@ the best weights.
       scheduler   torch's state dict, or null
       rng         every process's random generators, in rank order: rng_torch, rng_cuda,
                   rng_python, rng_numpy (checkpoints before this held one process's, at the top)
+      extra       a task's own state, names -> tensors or lists of them (the language model's
+                  RNN state carried across segments); {} when none (absent before)
 
 Only rank 0 writes; every rank reads what it wrote. Each process draws its own dropout and
 scheduled-sampling noise, so a resume gives each rank its own generators back. A resume with more
@@ -63,6 +65,7 @@ class RunState:
         self.model_dir, self.world, self.device = model_dir, world, device
         self.keep, self.seed = keep, seed
         self.progress = Progress(best_score=best_score)
+        self.extra: dict = {}  # a task's own state, saved and restored with the rest
         self.last_checkpoint: Path | None = None  # the newest one saved or resumed from
 
     def state_dict(self, rng: list[dict]) -> dict:
@@ -71,7 +74,8 @@ class RunState:
         return {"progress": {k: getattr(p, k) for k in vars(p)},
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-                "rng": [_with_tensors(r) for r in rng]}
+                "rng": [_with_tensors(r) for r in rng],
+                "extra": self.extra}
 
     def load(self, path: Path) -> str | None:
         """Weights, optimizer, scheduler, progress and this rank's generators from a checkpoint;
@@ -83,6 +87,7 @@ class RunState:
             if self.scheduler is not None and state["scheduler"] is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
             note = restore_rng(state, self.world, seed=self.seed, step=self.progress.step)
+            self.extra = state.get("extra", {})
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             first = (str(e).splitlines() or [""])[0]
             raise UserError(f"{path}: trainer state does not fit this recipe "

@@ -67,17 +67,19 @@ def build_scheduler(optimizer, cfg: TrainingConfig, metric: Metric = VALID_METRI
 
 
 class Trainer:
-    """Trains `model` on `corpus` into `model_dir`; `world`: this process's place in a torchrun job."""
+    """Trains `model` on `corpus` into `model_dir`; `world`: this process's place in a torchrun job;
+    `metric`: the validation score (default: training.valid_metric's)."""
 
     def __init__(self, model: Seq2Seq, recipe: Recipe, model_dir: Path, *, corpus: Corpus,
-                 valid: Validation, tgt_vocab: Vocab, device: torch.device, world: World = World()):
+                 valid: Validation, tgt_vocab: Vocab, device: torch.device, world: World = World(),
+                 metric: Metric | None = None):
         self.model, self.recipe, self.cfg = model, recipe, recipe.training
         self.world = world
         # what the training steps call: the model itself, or DDP around it (all-reduced gradients)
         self.ddp = torch.nn.parallel.DistributedDataParallel(model) if world.distributed else model
         self.model_dir, self.corpus, self.valid = model_dir, corpus, valid
         self.tgt_vocab, self.device = tgt_vocab, device
-        self.metric = VALID_METRICS[self.cfg.valid_metric]
+        self.metric = metric or VALID_METRICS[self.cfg.valid_metric]
         self.optimizer = build_optimizer(model.parameters(), self.cfg)
         self.scheduler = build_scheduler(self.optimizer, self.cfg, self.metric)
         self.state = RunState(model, self.optimizer, self.scheduler, model_dir, world, device=device,

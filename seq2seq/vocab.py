@@ -64,9 +64,13 @@ def _longest_line(files: list[Path]) -> int:
     return longest
 
 
-def train_sentencepiece(files: list[Path], prefix: Path, cfg: VocabConfig) -> Vocab:
+def train_sentencepiece(files: list[Path], prefix: Path, cfg: VocabConfig, verbatim: bool = False) -> Vocab:
     """Train a model on `files` (one sentence per line) into `prefix`.model / .vocab; every line
-    counts, however long; fewer pieces than vocab.size (all the data holds) are said in a line."""
+    counts, however long; fewer pieces than vocab.size (all the data holds) are said in a line.
+    `verbatim`: pieces spell the text exactly as written (no normalisation, spaces kept, no
+    dummy prefix), so decode(encode(line)) == line for every known character (language models)."""
+    exact = dict(normalization_rule_name="identity", remove_extra_whitespaces=False,
+                 add_dummy_prefix=False) if verbatim else {}
     try:
         spm.SentencePieceTrainer.train(
             input=[str(f) for f in files],
@@ -81,6 +85,7 @@ def train_sentencepiece(files: list[Path], prefix: Path, cfg: VocabConfig) -> Vo
             num_threads=2,
             hard_vocab_limit=False,  # small corpora: fewer pieces rather than an error
             max_sentence_length=max(4192, _longest_line(files)),  # (its default skips longer lines)
+            **exact,
         )
     except (RuntimeError, ValueError) as e:
         msg = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
