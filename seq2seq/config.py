@@ -183,9 +183,27 @@ class LanguageModelConfig:
 
 
 @dataclass(frozen=True)
+class TaggingConfig:
+    """task: tagging (seq2seq/tasks/tagging/): CoNLL column files, the word and character features,
+    CRF or softmax. The network is model.embedding_size (words), model.embedding_dropout and
+    model.encoder; sentences are never cut, and validation scores entity F1."""
+    suffix: str = "conll"  # DIR/PREFIX.<suffix>: a token a line, the word first, blank lines between sentences
+    tag_column: int = -1  # the column of the tags, from 0; negative counts from the end (-1: CoNLL-2003's NER)
+    file_scheme: Literal["iob1", "iob2"] = "iob1"  # how the files mark entity spans (CoNLL-2003: iob1)
+    scheme: Literal["iob2", "iobes"] = "iob2"  # the tags the model learns; outputs are written in iob2 (BIO)
+    min_count: int = field(default=1, metadata=_range(1))  # training words seen this often get an embedding; others UNK
+    lowercase: bool = False  # words lowercased for the word vocabulary (the characters keep their case)
+    word_dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))  # training: a word becomes UNK with this chance
+    char_encoder: bool = True  # a bidirectional RNN (model.encoder.cell) over each word's characters
+    char_embedding_size: int = field(default=25, metadata=_range(1))
+    char_hidden_size: int = field(default=25, metadata=_range(1))  # per direction; both final states join the word's
+    crf: bool = True  # a linear-chain CRF over the tag scores; false: a softmax for each token
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str = "recipe"
-    task: Literal["translation", "summarization", "classification", "language_model"] = "translation"  # recorded in meta.json
+    task: Literal["translation", "summarization", "classification", "language_model", "tagging"] = "translation"  # recorded in meta.json
     data: DataConfig = DataConfig()
     vocab: VocabConfig = VocabConfig()
     model: ModelConfig = ModelConfig()
@@ -193,6 +211,7 @@ class Recipe:
     decoding: DecodingConfig = DecodingConfig()
     classification: ClassificationConfig = ClassificationConfig()  # task: classification only
     language_model: LanguageModelConfig = LanguageModelConfig()  # task: language_model only
+    tagging: TaggingConfig = TaggingConfig()  # task: tagging only
 
 
 # ---------------------------------------------------------------- building from plain data
@@ -328,7 +347,10 @@ def _check(recipe: Recipe, errors: list[str]) -> None:
     if t.scheduler == "plateau" and t.min_lr >= t.lr:
         errors.append(f"training.min_lr: {t.min_lr:g} must be below training.lr ({t.lr:g}) for "
                       "training.scheduler 'plateau' to lower the learning rate")
-    if t.batch_type == "tokens" and recipe.task != "language_model":  # (a language model's batch: language_model.streams)
+    if recipe.task == "tagging" and recipe.tagging.tag_column == 0:
+        errors.append("tagging.tag_column: 0 is the column of the words; the tags are in another")
+    # (a language model's batch: language_model.streams; a tagger's sentences are never cut)
+    if t.batch_type == "tokens" and recipe.task not in ("language_model", "tagging"):
         # a batch costs (sentences) x (longest side, the target + EOS)
         data = recipe.data
         if data.target_limit + 1 > data.source_limit:
@@ -372,6 +394,13 @@ def _not_chosen(recipe: Recipe) -> dict[str, str]:
                                     f"applies to task 'language_model' only, not {recipe.task!r}"))
     else:
         unused.update(dict.fromkeys(_LM_UNUSED, "does not apply to task 'language_model'"))
+    if recipe.task != "tagging":
+        unused.update(dict.fromkeys(_leaves("tagging", TaggingConfig), f"applies to task 'tagging' only, not {recipe.task!r}"))
+    else:
+        unused.update(dict.fromkeys(_TAGGING_UNUSED, "does not apply to task 'tagging'"))
+        if not recipe.tagging.char_encoder:
+            for key in ("char_embedding_size", "char_hidden_size"):
+                unused[f"tagging.{key}"] = "applies to tagging.char_encoder true only"
     c = recipe.classification
     if recipe.task != "classification":
         unused.update(dict.fromkeys(_leaves("classification", ClassificationConfig),
@@ -409,6 +438,16 @@ _LM_UNUSED = ("data.src", "data.tgt", "data.max_length", "data.max_source_length
               "model.decoder.input_feeding", "model.decoder.init", "model.share_embeddings", "model.copy",
               "training.coverage_weight", "training.valid_metric", "training.teacher_forcing", "training.batch_type",
               "training.batch_size", "training.compile", *_leaves("decoding", DecodingConfig))
+
+
+# what the tagger leaves unused: its words come from tagging.min_count (no sentencepiece), its sentences
+# are never cut, its network is model.embedding_size, embedding_dropout, encoder and init
+_TAGGING_UNUSED = ("data.src", "data.tgt", "data.max_length", "data.max_source_length", "data.max_target_length",
+                   "data.long_lines", "data.empty_lines", *(k for k in _leaves("data", DataConfig) if k.startswith("data.hub")),
+                   *_leaves("vocab", VocabConfig), *_leaves("model.attention", AttentionConfig),
+                   *_leaves("model.decoder", DecoderConfig), "model.tie_output", "model.share_embeddings", "model.copy",
+                   "training.coverage_weight", "training.valid_metric", "training.teacher_forcing", "training.compile",
+                   *(k for k in _leaves("decoding", DecodingConfig) if k != "decoding.batch_size"))
 
 
 def _given(raw: Any, path: str = "") -> set[str]:
