@@ -1,9 +1,10 @@
 """Training a classifier: train(), from a recipe to a model directory, and ClassificationTrainer.
 
-ClassificationTrainer is the seq2seq Trainer with a classifier's update, validation and metric.
-The Trainer cannot be used as it is: its train_step collates source/target pairs and takes the
-teacher-forced sequence loss, its validate decodes greedily and scores text by BLEU or ROUGE, and
-its metric comes from training.valid_metric (bleu | rouge). The rest is the Trainer's own: the
+ClassificationTrainer is the seq2seq Trainer with a classifier's update (batch_loss, through
+seq2seq/tasks/trainer.py), validation and metric. The Trainer cannot be used as it is: its
+train_step collates source/target pairs and takes the teacher-forced sequence loss, its validate
+decodes greedily and scores text by BLEU or ROUGE, and its metric comes from
+training.valid_metric (bleu | rouge). The rest is the Trainer's own: the
 epoch's batch plan (a function of seed and epoch), the validation cadence, checkpoints and exact
 resume, best.safetensors, early stopping, SIGINT/SIGTERM, non-finite steps, the logs and
 curves.png. The "target" of a text is its one class: losses are per text, and the `tokens` of
@@ -15,7 +16,6 @@ steps.jsonl (and of the tokens/s the trainer reports) count texts.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import shutil
@@ -30,18 +30,17 @@ from tqdm import tqdm
 from seq2seq.checkpoint import VOCAB_JOINT, atomic_write, clear_model_dir, load_meta, save_meta
 from seq2seq.config import Recipe, to_dict
 from seq2seq.device import autocast, resolve_device
-from seq2seq.distributed import all_sum
 from seq2seq.errors import UserError
 from seq2seq.experiment import _resume_from_latest, check_model_dir
 from seq2seq.tasks.classification.data import (LABELS, Examples, TextSet, label_ids, load_labels, read_split,
                                                save_labels, split_files)
 from seq2seq.tasks.classification.metric import CLASSIFICATION_METRICS
 from seq2seq.tasks.classification.model import TextClassifier, build_classifier, class_logits
-from seq2seq.trainer import Trainer
+from seq2seq.tasks.trainer import TaskTrainer
 from seq2seq.vocab import Vocab, train_sentencepiece
 
 
-class ClassificationTrainer(Trainer):
+class ClassificationTrainer(TaskTrainer):
     """Trains a TextClassifier on `corpus` (a TextSet), validating on `valid` (a TextSet)."""
 
     def __init__(self, model: TextClassifier, recipe: Recipe, model_dir: Path, *, corpus: TextSet,
@@ -52,46 +51,15 @@ class ClassificationTrainer(Trainer):
         self.metric = CLASSIFICATION_METRICS[recipe.classification.valid_metric]
         self.labels = labels
 
-    def text_loss(self, indices: np.ndarray) -> tuple[torch.Tensor, int]:
-        """Summed (label-smoothed) cross-entropy of a batch of texts, and how many texts."""
+    def batch_loss(self, indices: np.ndarray) -> torch.Tensor:
+        """Summed (label-smoothed) cross-entropy of a batch of texts."""
         batch, labels = self.corpus.batch(indices)
         batch = batch.to(self.device)
         with autocast(self.device, self.cfg.autocast):
             logits = self.ddp(batch.src, batch.src_lengths)  # (B, C)
         loss = F.cross_entropy(logits.float(), labels.to(self.device), label_smoothing=self.cfg.label_smoothing,
                                reduction="sum")
-        return loss, len(indices)
-
-    def train_step(self, batches: list[np.ndarray] | np.ndarray) -> tuple[float, int, float]:
-        """One update from this process's batches; returns (loss per text, texts, gradient norm).
-        Trainer.train_step with text_loss in place of the sequence loss."""
-        if isinstance(batches, np.ndarray):
-            batches = [batches]
-        count = int(all_sum([sum(len(ix) for ix in batches)], self.world, self.device)[0])
-        scale = self.world.size / count  # DDP averages gradients over processes
-        self.optimizer.zero_grad(set_to_none=True)
-        total = torch.zeros((), dtype=torch.float64, device=self.device)
-        for i, indices in enumerate(batches):
-            last = i == len(batches) - 1
-            sync = contextlib.nullcontext() if last or not self.world.distributed else self.ddp.no_sync()
-            with sync:
-                loss, _ = self.text_loss(indices)
-                (loss * scale).backward()
-            total += loss.detach()
-        if self.cfg.clip_value > 0:
-            torch.nn.utils.clip_grad_value_(self.model.parameters(), self.cfg.clip_value)
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
-                                              self.cfg.clip_norm if self.cfg.clip_norm > 0 else float("inf"))
-        total, norm = torch.stack([total, norm.double()]).tolist()  # the step's one host sync
-        loss = all_sum([total], self.world, self.device)[0] / count
-        if not (math.isfinite(loss) and math.isfinite(norm)):
-            self.progress.skipped_steps += 1
-            self.optimizer.zero_grad(set_to_none=True)
-            return float("nan"), count, norm
-        self.optimizer.step()
-        if self.cfg.scheduler == "warmup":
-            self.scheduler.step()
-        return loss, count, norm
+        return loss
 
     def validate(self) -> dict:
         """{"valid_loss" (per text), "valid_ppl", "accuracy", "macro_f1"}."""
