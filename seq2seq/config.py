@@ -21,6 +21,8 @@ from seq2seq.errors import UserError
 
 Cell = Literal["rnn", "gru", "lstm", "peephole_lstm", "wm_lstm"]  # see seq2seq/modules/cells.py
 _FLOAT32_MAX = 3.4028234663852886e38  # recipe numbers meet float32 tensors
+_INT64_MAX = 2**63 - 1  # and int64 ones: the bound of every integer that states no other
+_INT32_MAX = 2**31 - 1
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")  # YAML 1.1 reads 3e-4 as a string
 
 
@@ -59,7 +61,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class VocabConfig:
     model_type: Literal["unigram", "bpe", "char", "word"] = "unigram"  # sentencepiece algorithm
-    size: int = field(default=8000, metadata=_range(8))  # pieces per model
+    size: int = field(default=8000, metadata=_range(8, _INT32_MAX))  # pieces per model (spm: int32)
     joint: bool = True  # one model for source and target
     character_coverage: float = field(default=1.0, metadata=_range(0.5, 1.0))
     max_sentences: int = field(default=200_000, metadata=_range(1))  # sentences used to train
@@ -138,7 +140,7 @@ class TrainingConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     autocast: bool = True  # bf16 autocast on CUDA
     compile: bool = False  # torch.compile the decoder step (seq2seq/compiling.py)
-    threads: int = field(default=0, metadata=_range(0))  # CPU threads; 0: all cores
+    threads: int = field(default=0, metadata=_range(0, 1024))  # CPU threads; 0: all cores
     dist_timeout_minutes: float = field(default=60.0, metadata=_range(0.0, lo_open=True))  # torchrun: collective timeout
 
 
@@ -274,6 +276,8 @@ def _coerce(value: Any, tp: Any, key: str, meta: dict, errors: list[str]) -> Any
         errors.append(f"{key}: expected {_allowed(tp)}, got {_show(value)}")
         return None
     lo, hi = meta.get("lo"), meta.get("hi")
+    if tp is int and hi is None:
+        hi = _INT64_MAX
     if lo is not None and (value != value or value < lo or (meta.get("lo_open") and value == lo)):  # nan
         op = ">" if meta.get("lo_open") else ">="
         errors.append(f"{key}: {_show(value)} is out of range (must be {op} {lo}" +

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+
 import torch
 from torch import nn
 
-from seq2seq.config import ModelConfig
 from seq2seq.batch import Batch
+from seq2seq.config import ModelConfig
+from seq2seq.errors import UserError
 from seq2seq.modules.attention import build_attention
 from seq2seq.modules.copy import PointerGenerator
 from seq2seq.modules.decoder import DecoderState, Memory, RecurrentDecoder
@@ -89,9 +93,8 @@ class Seq2Seq(nn.Module):
         return log_probs, weights.squeeze(1), state
 
 
-def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int,
-                teacher_forcing: float = 1.0) -> Seq2Seq:
-    """Turn the recipe's model section into modules."""
+def _assemble(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int,
+              teacher_forcing: float = 1.0) -> Seq2Seq:
     e, d = cfg.encoder, cfg.decoder
     src_embed = nn.Embedding(src_vocab_size, cfg.embedding_size, padding_idx=PAD)
     tgt_embed = src_embed if cfg.share_embeddings else nn.Embedding(
@@ -106,7 +109,56 @@ def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int,
     if cfg.tie_output:
         generator.weight = tgt_embed.weight
     copy = PointerGenerator(d.hidden_size, cfg.embedding_size) if cfg.copy else None
-    model = Seq2Seq(src_embed, tgt_embed, encoder, decoder, generator, cfg.embedding_dropout,
-                    teacher_forcing, copy)
+    return Seq2Seq(src_embed, tgt_embed, encoder, decoder, generator, cfg.embedding_dropout,
+                   teacher_forcing, copy)
+
+
+def count_parameters(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> int:
+    """The parameters build_model makes, counted on the meta device (no memory). Stacked layers
+    past the second are alike, so a stack of any depth is counted from stacks of two and three."""
+
+    def count(encoder_layers: int, decoder_layers: int) -> int:
+        section = dataclasses.replace(
+            cfg, encoder=dataclasses.replace(cfg.encoder, num_layers=encoder_layers),
+            decoder=dataclasses.replace(cfg.decoder, num_layers=decoder_layers))
+        with torch.device("meta"):
+            return sum(p.numel() for p in _assemble(section, src_vocab_size, tgt_vocab_size).parameters())
+
+    enc, dec = cfg.encoder.num_layers, cfg.decoder.num_layers
+    e2, d2 = min(enc, 2), min(dec, 2)
+    total = count(e2, d2)
+    if enc > 2:
+        total += (enc - 2) * (count(3, d2) - count(2, d2))
+    if dec > 2:
+        total += (dec - 2) * (count(e2, 3) - count(e2, 2))
+    return total
+
+
+def _check_fits(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> None:
+    """The float32 weights must fit in this machine's memory, where they are built: said before
+    any allocation, which would otherwise fail with a traceback or end in the OOM killer."""
+    sizes = (f"model.embedding_size {cfg.embedding_size}, model.encoder.hidden_size "
+             f"{cfg.encoder.hidden_size} x model.encoder.num_layers {cfg.encoder.num_layers}, "
+             f"model.decoder.hidden_size {cfg.decoder.hidden_size} x model.decoder.num_layers "
+             f"{cfg.decoder.num_layers}, vocabularies of {src_vocab_size} and {tgt_vocab_size} pieces "
+             "(vocab.size)")
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): nothing to compare with
+        return
+    try:
+        params = count_parameters(cfg, src_vocab_size, tgt_vocab_size)
+    except (RuntimeError, TypeError, OverflowError, ValueError):  # a size past what torch counts
+        raise UserError(f"model: too large to build in memory ({sizes})") from None
+    if 4 * params > memory:
+        raise UserError(f"model: {params:.3g} parameters need {4 * params / 2**30:,.0f} GiB of memory "
+                        f"as float32, this machine has {memory / 2**30:,.0f} GiB ({sizes})")
+
+
+def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int,
+                teacher_forcing: float = 1.0) -> Seq2Seq:
+    """Turn the recipe's model section into modules; a model too big for memory is a UserError."""
+    _check_fits(cfg, src_vocab_size, tgt_vocab_size)
+    model = _assemble(cfg, src_vocab_size, tgt_vocab_size, teacher_forcing)
     initialize(model, cfg.init, cfg.embedding_init_std)
     return model

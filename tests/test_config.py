@@ -141,6 +141,18 @@ def test_out_of_range(raw, key):
     assert f"{key}:" in msg and "out of range" in msg
 
 
+@pytest.mark.parametrize("raw, key, bound", [
+    ({"model": {"encoder": {"hidden_size": 10**30}}}, "model.encoder.hidden_size", "9223372036854775807"),
+    ({"decoding": {"max_length": 10**30}}, "decoding.max_length", "9223372036854775807"),
+    ({"decoding": {"max_length_offset": 2**63}}, "decoding.max_length_offset", "9223372036854775807"),
+    ({"vocab": {"size": 2**31}}, "vocab.size", "2147483647"),  # sentencepiece reads an int32
+    ({"training": {"threads": 100_000}}, "training.threads", "1024"),  # libgomp aborts far above
+])
+def test_numbers_too_large_for_what_reads_them_are_out_of_range(raw, key, bound):
+    msg = error_of(raw)
+    assert f"{key}:" in msg and "out of range" in msg and bound in msg, msg
+
+
 def test_in_range_bounds_are_accepted():
     r = recipe_from_dict({"model": {"encoder": {"dropout": 0.0}, "decoder": {"dropout": 1.0}},
                           "decoding": {"beam_size": 1}, "vocab": {"size": 8}})

@@ -150,3 +150,37 @@ def test_torch_init_keeps_pytorch_defaults(make_model):
     model = make_model(deterministic=False, vocab_size=400)  # the default
     assert model.src_embed.weight[1:].std().item() > 0.9  # nn.Embedding's N(0, 1)
     assert any(torch.any(p != 0) for n, p in model.named_parameters() if "bias" in n)
+
+
+@pytest.mark.parametrize("section", [
+    {"encoder": {"num_layers": 3}, "decoder": {"num_layers": 4}},
+    {"encoder": {"num_layers": 5, "cell": "lstm"}, "decoder": {"num_layers": 1}},
+    {"encoder": {"num_layers": 1, "bidirectional": False}, "decoder": {"num_layers": 3},
+     "tie_output": True, "embedding_size": 12, "copy": True},
+])
+def test_parameter_count_without_building_equals_the_built_model(make_model, section):
+    from seq2seq.config import recipe_from_dict
+    from seq2seq.model import count_parameters
+    model = make_model(**section)
+    base = {"embedding_size": 8, "encoder": {"hidden_size": 8}, "decoder": {"hidden_size": 12}}
+    merged = {k: {**base.get(k, {}), **v} if isinstance(v, dict) else v for k, v in section.items()}
+    cfg = recipe_from_dict({"model": {**base, **merged}}).model  # the section make_model builds
+    assert count_parameters(cfg, 12, 12) == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("section, keys", [
+    ({"decoder": {"hidden_size": 2**20}}, ["model.decoder.hidden_size"]),  # 12 TB of GRU weights
+    ({"encoder": {"num_layers": 10**12}}, ["model.encoder.num_layers"]),  # counted, not built
+    ({"embedding_size": 2**62}, ["model.embedding_size"]),  # past what torch can count
+])
+def test_a_model_too_big_for_memory_is_a_user_error_before_any_allocation(section, keys):
+    from seq2seq.config import recipe_from_dict
+    from seq2seq.errors import UserError
+    from seq2seq.model import build_model
+    cfg = recipe_from_dict({"model": section}).model
+    with pytest.raises(UserError) as info:
+        build_model(cfg, 8000, 8000)
+    msg = str(info.value)
+    assert msg.startswith("model: ") and "memory" in msg and "\n" not in msg
+    for key in keys + ["vocab.size"]:
+        assert key in msg, msg

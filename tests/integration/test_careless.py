@@ -94,3 +94,17 @@ def test_unused_settings_are_warned_at_start(tmp_path, tiny_recipe_dict, capsys)
     notes = [l for l in result.stderr.splitlines() if l.startswith("warning: ")]
     assert len(notes) == 2 and "training.momentum: 0.9" in notes[0] and "training.optimizer" in notes[0]
     assert "training.warmup_steps: 400" in notes[1] and "training.scheduler" in notes[1]
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("model.decoder.hidden_size=1048576", "GiB of memory"),  # a typo of 1024: terabytes of weights
+    ("model.encoder.hidden_size=1000000000000000000000000000000", "out of range"),
+    ("training.threads=100000", "training.threads"),
+    ("decoding.max_length_offset=100000000000000000000", "decoding.max_length_offset"),
+])
+def test_huge_numbers_are_one_line_errors_and_nothing_is_written(tmp_path, tiny_recipe_dict, capsys,
+                                                                 override, needle):
+    path = write_recipe(tmp_path, tiny_recipe_dict)
+    result = cli("train", path, "--model-dir", tmp_path / "model", override, capsys=capsys)
+    assert_user_error(result, needle)
+    assert not (tmp_path / "model").exists()
