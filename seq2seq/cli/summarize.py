@@ -1,6 +1,8 @@
 """seq2seq-summarize MODEL_DIR [FILE ...] [--output F] [--beam-size N] [--min-length N]
 [--max-length N] [--no-repeat-ngram-size N] [--sampling beam|greedy|topk:K|topp:P] [--temperature T]
-[--seed S]: documents one per line -> summaries one per line (the 1-best, or one sample)."""
+[--seed S] [--buffer-size N]: documents one per line -> summaries one per line (the 1-best, or one
+sample). With --buffer-size N, or when stdin is a terminal (N = 1), each N documents are summarised
+as soon as they are read and their summaries flushed (seq2seq/cli/streaming.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,11 @@ import sys
 
 from seq2seq.cli.common import (ArgumentParser, add_model_options, add_sampling_options, check_sizes,
                                 decoding_choice, read_input, run, write_output)
+from seq2seq.cli.streaming import (add_buffer_option, batches, buffer_size, file_lines, stdin_lines,
+                                   write_batches)
 
 PROGRESS_FROM = 200  # documents; a progress bar (on stderr) from this many on
+HINT = "give documents one per line on stdin or as FILE arguments"
 
 
 def parser() -> ArgumentParser:
@@ -23,6 +28,7 @@ def parser() -> ArgumentParser:
     p.add_argument("--max-length", type=int, help="at most this many pieces (0: no cap)")
     p.add_argument("--no-repeat-ngram-size", type=int, help="never repeat an n-gram (0: off)")
     p.add_argument("--batch-size", type=int, help="documents per batch")
+    add_buffer_option(p)
     add_sampling_options(p)
     add_model_options(p)
     return p
@@ -30,7 +36,7 @@ def parser() -> ArgumentParser:
 
 def main(argv) -> int:
     args = parser().parse_args(argv)
-    check_sizes(args)
+    check_sizes(args, ("beam_size", "batch_size", "buffer_size"))
     check_sizes(args, ("min_length", "max_length", "no_repeat_ngram_size"), minimum=0)
     from seq2seq.summarizer import Summarizer
     choice = decoding_choice(args)  # its errors before the model loads
@@ -39,16 +45,23 @@ def main(argv) -> int:
         print(f"warning: decoding.nbest is {summarizer.recipe.decoding.nbest} in the model's recipe; "
               "seq2seq-summarize writes one summary per document (the 1-best, or one sample)",
               file=sys.stderr)
-    if args.files:
-        documents = [line for f in args.files for line in read_input(f)]
+
+    def summarize(first: int, documents: list[str], progress: bool = False) -> list[str]:
+        return summarizer.summarize(documents, min_length=args.min_length, max_length=args.max_length,
+                                    no_repeat_ngram_size=args.no_repeat_ngram_size,
+                                    batch_size=args.batch_size, progress=progress,
+                                    first_index=first, **choice)
+
+    stream = buffer_size(args.buffer_size, reading_stdin=not args.files)  # None: read it all
+    if stream is None:
+        if args.files:
+            documents = [line for f in args.files for line in read_input(f)]
+        else:
+            documents = read_input(None, hint=HINT)
+        write_output(summarize(0, documents, progress=len(documents) >= PROGRESS_FROM), args.output)
     else:
-        documents = read_input(None, hint="give documents one per line on stdin or as FILE arguments")
-    out = summarizer.summarize(documents, min_length=args.min_length,
-                               max_length=args.max_length,
-                               no_repeat_ngram_size=args.no_repeat_ngram_size,
-                               batch_size=args.batch_size, progress=len(documents) >= PROGRESS_FROM,
-                               **choice)
-    write_output(out, args.output)
+        lines = (line for f in args.files for line in file_lines(f)) if args.files else stdin_lines()
+        write_batches((summarize(*batch) for batch in batches(lines, stream, HINT)), args.output)
     return 0
 
 

@@ -1,5 +1,5 @@
 """seq2seq-translate MODEL_DIR [--beam-size N] [--nbest N] [--batch-size N] [--input F] [--output F]
-[--sampling beam|greedy|topk:K|topp:P] [--temperature T] [--seed S]
+[--sampling beam|greedy|topk:K|topp:P] [--temperature T] [--seed S] [--buffer-size N]
 
 One output line per input line; an empty or whitespace-only input line gives an empty output line.
 With --nbest N (or a recipe whose decoding.nbest is above 1) the output is an n-best list in the
@@ -14,13 +14,21 @@ hypothesis is not escaped; a blank input line has one entry, an empty hypothesis
 --sampling topk:K or topp:P draws outputs instead of searching (seq2seq/sampling.py): N samples
 per line with --nbest N, best score first (the model's log-probability of the sample), the same
 for the same --seed whatever the batch.
+
+With --buffer-size N, or when stdin is a terminal (N = 1), each N lines are translated as soon as
+they are read and their output flushed (seq2seq/cli/streaming.py); otherwise all input is read
+first. The output is the same either way.
 """
 
 from __future__ import annotations
 
 from seq2seq.cli.common import (ArgumentParser, add_model_options, add_sampling_options, check_sizes,
                                 decoding_choice, read_input, run, write_output)
+from seq2seq.cli.streaming import (add_buffer_option, batches, buffer_size, file_lines, stdin_lines,
+                                   write_batches)
 from seq2seq.errors import UserError
+
+HINT = "give one sentence per line on stdin or with --input"
 
 
 def parser() -> ArgumentParser:
@@ -35,19 +43,22 @@ def parser() -> ArgumentParser:
     p.add_argument("--batch-size", type=int, help="sentences per batch")
     p.add_argument("--input", help="file with one sentence per line (default stdin)")
     p.add_argument("--output", help="file to write (default stdout)")
+    add_buffer_option(p)
     add_sampling_options(p)
     add_model_options(p)
     return p
 
 
-def nbest_lines(results) -> list[str]:
-    """Translations (Translator.translate_full) -> 'INDEX ||| hypothesis ||| score' lines."""
-    return [f"{i} ||| {c.text} ||| {c.score:.4f}" for i, r in enumerate(results) for c in r.hypotheses]
+def nbest_lines(results, first: int = 0) -> list[str]:
+    """Translations (Translator.translate_full) -> 'INDEX ||| hypothesis ||| score' lines, INDEX
+    counted from `first`."""
+    return [f"{i} ||| {c.text} ||| {c.score:.4f}"
+            for i, r in enumerate(results, first) for c in r.hypotheses]
 
 
 def main(argv) -> int:
     args = parser().parse_args(argv)
-    check_sizes(args, ("beam_size", "batch_size", "nbest"))
+    check_sizes(args, ("beam_size", "batch_size", "nbest", "buffer_size"))
     from seq2seq.translator import Translator
     choice = decoding_choice(args)  # its errors before the model loads
     translator = Translator.load(args.model_dir, args.device, args.weights)
@@ -60,14 +71,23 @@ def main(argv) -> int:
         raise UserError(f"nbest {nbest} ({given}) is more than the beam size {beam} ({size}): a beam "
                         f"search keeps beam_size hypotheses; give --beam-size {nbest} or more, or a "
                         "smaller --nbest")
-    lines = read_input(args.input)
-    progress = len(lines) > 500
-    if args.nbest or nbest > 1:
-        out = nbest_lines(translator.translate_full(lines, nbest=nbest, batch_size=args.batch_size,
-                                                    progress=progress, **choice))
+
+    def translate(first: int, lines: list[str], progress: bool = False) -> list[str]:
+        """Output lines for input lines first, first + 1, ..."""
+        if args.nbest or nbest > 1:
+            return nbest_lines(translator.translate_full(
+                lines, nbest=nbest, batch_size=args.batch_size, progress=progress,
+                first_index=first, **choice), first)
+        return translator.translate(lines, batch_size=args.batch_size, progress=progress,
+                                    first_index=first, **choice)
+
+    stream = buffer_size(args.buffer_size, reading_stdin=not args.input)  # None: read it all
+    if stream is None:
+        lines = read_input(args.input, HINT)
+        write_output(translate(0, lines, progress=len(lines) > 500), args.output)
     else:
-        out = translator.translate(lines, batch_size=args.batch_size, progress=progress, **choice)
-    write_output(out, args.output)
+        lines = file_lines(args.input) if args.input else stdin_lines()
+        write_batches((translate(*batch) for batch in batches(lines, stream, HINT)), args.output)
     return 0
 
 

@@ -197,6 +197,26 @@ def test_summarize_samples_and_says_it_writes_one_summary(trained, tmp_path):
                                           "seq2seq-evaluate scores the 1-best output"]
 
 
+def test_summarize_streams_with_buffer_size(trained, workdir):
+    """--buffer-size N summarises N documents at a time (from stdin or FILEs, in order) and
+    writes what the whole-input run writes; seeds follow each document's position."""
+    docs = [d for d, _ in documents(5, seed=3)] + ["", "ab cd"]
+    a = write(workdir / "stream_a.txt", docs[:3])
+    b = write(workdir / "stream_b.txt", docs[3:])
+    stdin = "\n".join(docs) + "\n"
+    for flags in [("--beam-size", "2"), ("--sampling", "topk:3", "--seed", "2")]:
+        whole = in_process("summarize", trained, *flags, stdin=stdin)
+        assert whole.returncode == 0 and len(whole.stdout.splitlines()) == 7, whole.stderr
+        for size in ("1", "3"):
+            assert in_process("summarize", trained, *flags, "--buffer-size", size,
+                              stdin=stdin).stdout == whole.stdout
+            assert in_process("summarize", trained, a, b, *flags, "--buffer-size", size).stdout == \
+                whole.stdout
+    assert_user_error(in_process("summarize", trained, "--buffer-size", "0", stdin="ab\n"),
+                      "--buffer-size")
+    assert_user_error(in_process("summarize", trained, "--buffer-size", "2", stdin=""), "empty input")
+
+
 def test_evaluate_rouge_with_several_references(trained, workdir):
     data = workdir / "data"
     result = in_process("evaluate", trained, "--src", data / "valid.src", "--ref", data / "valid.tgt",
