@@ -4,9 +4,11 @@ from seq2seq.config import Recipe, load_recipe
 from seq2seq.errors import UserError
 from seq2seq.model import Seq2Seq, build_model
 from seq2seq.summarizer import Summarizer
+from seq2seq.tasks.tagging import Tagger
 from seq2seq.tasks.classification import Classifier
+from seq2seq.tasks.language_model import LanguageModel
 from seq2seq.translator import Translator
 
 __all__ = ["Recipe", "load_recipe", "UserError", "Seq2Seq", "build_model", "Translator", "Summarizer",
-           "Classifier"]
+           "Classifier", "Tagger", "LanguageModel"]
 __version__ = "0.1.0"

@@ -1,0 +1,194 @@
+"""Training a language model: train(), from a recipe to a model directory, and LanguageModelTrainer.
+
+LanguageModelTrainer is the seq2seq Trainer with a language model's batches, update and
+validation, and bits per character as its metric (lower is better). The Trainer cannot be used as
+it is: its batches are sentence pairs, its step the teacher-forced sequence loss, its validation a
+decoding scored by BLEU or ROUGE. The rest is the Trainer's own: the epoch's plan (a function of
+seed and epoch), the validation cadence, checkpoints and exact resume, best.safetensors, early
+stopping, SIGINT/SIGTERM, non-finite steps, the logs and curves.png. The `tokens` of steps.jsonl
+count target units.
+
+With language_model.batching tbptt the RNN state that a segment ends in starts the next one
+(detached), from a zero state at each epoch's start; it lives in the run state's `extra`
+("carried"), so a checkpoint holds it and a resumed run continues exactly as the run it resumes.
+A skipped (non-finite) step carries no state: the next segment starts from zeros.
+
+    MODEL_DIR/  as for translation (seq2seq/checkpoint.py): spm.model (verbatim pieces), meta.json
+                with task language_model and src_vocab_size = tgt_vocab_size = the pieces
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from seq2seq.checkpoint import VOCAB_JOINT, load_meta, save_meta
+from seq2seq.config import Recipe, to_dict
+from seq2seq.device import autocast, resolve_device
+from seq2seq.errors import UserError
+from seq2seq.experiment import _install_vocabs, _resume_from_latest, check_model_dir
+from seq2seq.tasks.language_model.data import (BATCHING, cut_rows, encode_text, read_text, stream, text_file)
+from seq2seq.tasks.language_model.metric import BPC
+from seq2seq.tasks.language_model.model import RecurrentLanguageModel, build_language_model, detach, row_nats
+from seq2seq.trainer import Trainer
+from seq2seq.vocab import UNK, Vocab, load_vocabs, train_sentencepiece
+
+
+@dataclasses.dataclass
+class ValidText:
+    """The validation text cut into rows for row_nats, and its characters."""
+
+    inputs: torch.Tensor  # (R, T)
+    targets: torch.Tensor  # (R, T), PAD after the last row's end
+    characters: int
+
+
+class LanguageModelTrainer(Trainer):
+    """Trains a RecurrentLanguageModel on `corpus` (TextStreams or Windows), validating on `valid`."""
+
+    def __init__(self, model: RecurrentLanguageModel, recipe: Recipe, model_dir: Path, *, corpus,
+                 valid: ValidText, vocab: Vocab, device: torch.device):
+        super().__init__(model, recipe, model_dir, corpus=corpus, valid=valid, tgt_vocab=vocab, device=device,
+                         metric=BPC)
+        self.carries = recipe.language_model.batching == "tbptt"
+
+    def epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        return self.corpus.plan(self.cfg.seed, epoch)
+
+    def train_step(self, batches: list[np.ndarray] | np.ndarray) -> tuple[float, int, float]:
+        """One update from consecutive batches (segments or windows); returns (loss per unit,
+        units, gradient norm). Trainer.train_step with the language model's loss."""
+        if isinstance(batches, np.ndarray):
+            batches = [batches]
+        parts = [self.corpus.batch(ix) for ix in batches]
+        count = sum(y.numel() for _, y in parts)
+        self.optimizer.zero_grad(set_to_none=True)
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        for indices, (x, y) in zip(batches, parts):
+            state = self._carried() if self.carries and indices[0] > 0 else None  # segment 0: zeros
+            with autocast(self.device, self.cfg.autocast):
+                logits, state = self.model(x.to(self.device), state)  # (B, T, V)
+            loss = F.cross_entropy(logits.float().flatten(0, 1), y.to(self.device).flatten(),
+                                   label_smoothing=self.cfg.label_smoothing, reduction="sum")
+            (loss / count).backward()
+            total += loss.detach()
+            if self.carries:
+                self.state.extra["carried"] = list(detach(state)) if isinstance(state, tuple) else [detach(state)]
+        if self.cfg.clip_value > 0:
+            torch.nn.utils.clip_grad_value_(self.model.parameters(), self.cfg.clip_value)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
+                                              self.cfg.clip_norm if self.cfg.clip_norm > 0 else float("inf"))
+        total, norm = torch.stack([total, norm.double()]).tolist()  # the step's one host sync
+        loss = total / count
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            self.progress.skipped_steps += 1
+            self.optimizer.zero_grad(set_to_none=True)
+            self.state.extra.pop("carried", None)
+            return float("nan"), count, norm
+        self.optimizer.step()
+        if self.cfg.scheduler == "warmup":
+            self.scheduler.step()
+        return loss, count, norm
+
+    def _carried(self):
+        """The state the previous segment ended in (from a checkpoint after a resume), or None."""
+        carried = self.state.extra.get("carried")
+        if carried is None:
+            return None
+        carried = [s.to(self.device) for s in carried]
+        return tuple(carried) if len(carried) > 1 else carried[0]
+
+    def validate(self) -> dict:
+        """{"valid_loss" (nats per unit), "valid_ppl", "bpc", "nats_per_char", "units", "characters"}."""
+        nats, units = row_nats(self.model, self.valid.inputs, self.valid.targets, self.recipe.language_model.bptt_length,
+                               self.device, self.cfg.autocast)
+        return self.metric.compute(float(nats.sum()), int(units.sum()), self.valid.characters)
+
+
+def check_inputs(recipe: Recipe, model_dir: Path, resume: bool, overwrite: bool) -> tuple[Path, str, str]:
+    """Everything a run reads, checked before anything is written: the training file and the
+    training and validation texts."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UserError("task 'language_model' trains in one process; torchrun is for translation and "
+                        "summarisation so far")
+    train_file = text_file(recipe, recipe.data.train)
+    texts = read_text(train_file), read_text(text_file(recipe, recipe.data.valid))
+    check_model_dir(model_dir, resume, overwrite)
+    return train_file, *texts
+
+
+def _saved_vocab(recipe: Recipe, model_dir: Path) -> Vocab:
+    """The vocabulary of the run being resumed, which must have the same recipe sections."""
+    saved, meta = load_meta(model_dir)
+    if meta.get("task") != recipe.task:
+        raise UserError(f"{model_dir}: holds a {meta.get('task')!r} model, not a {recipe.task!r} one")
+    if any(to_dict(saved)[key] != to_dict(recipe)[key] for key in ("model", "vocab", "language_model")):
+        raise UserError(f"{model_dir}: the recipe's model, vocab or language_model section differs from the one "
+                        "saved there; resume with the same recipe")
+    return load_vocabs(model_dir, True, meta)[0]
+
+
+def _corpus(recipe: Recipe, units: list[int], train_file: Path):
+    """The training batches of language_model.batching; a text too short for them is named."""
+    lm = recipe.language_model
+    try:
+        return BATCHING[lm.batching](stream(units), lm.streams, lm.bptt_length)
+    except ValueError as e:
+        raise UserError(f"{train_file}: too short for language_model.batching {lm.batching!r} ({e}); lower "
+                        "language_model.streams or bptt_length") from None
+
+
+def train(recipe: Recipe, model_dir: Path, *, resume: bool = False, overwrite: bool = False) -> LanguageModelTrainer:
+    """Train a language-model recipe into `model_dir` (or continue the run there). Inputs are
+    checked, the vocabulary trained aside and the model built before anything is written; a run
+    that fails before training leaves no new model directory behind."""
+    model_dir = Path(model_dir)
+    train_file, train_text, valid_text = check_inputs(recipe, model_dir, resume, overwrite)
+    cfg, lm = recipe.training, recipe.language_model
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    created = not model_dir.exists()
+    try:
+        with tempfile.TemporaryDirectory(prefix="seq2seq-vocab-") as staging:
+            staging = Path(staging)
+            if resume:
+                vocab = _saved_vocab(recipe, model_dir)
+            else:
+                vocab = train_sentencepiece([train_file], staging / VOCAB_JOINT, recipe.vocab, verbatim=True)
+            units, valid_units = encode_text(vocab, train_text), encode_text(vocab, valid_text)
+            corpus = _corpus(recipe, units, train_file)
+            inputs, targets = cut_rows(stream(valid_units), lm.streams)
+            valid = ValidText(inputs, targets, len(valid_text))
+            model = build_language_model(recipe.model, len(vocab))
+            if not resume:  # (one vocabulary, spm.model, whatever the unused vocab.joint says)
+                one = dataclasses.replace(recipe, vocab=dataclasses.replace(recipe.vocab, joint=True))
+                vocab = _install_vocabs(staging, model_dir, one, overwrite)[0]
+            save_meta(model_dir, recipe, len(vocab), len(vocab), recipe.task)
+    except BaseException:
+        if created:
+            shutil.rmtree(model_dir, ignore_errors=True)
+        raise
+    tqdm.write(f"data: {len(units):,} training units ({len(train_text):,} characters), {len(vocab)} in the "
+               f"vocabulary; {corpus.report()}")
+    unknown = valid_units.count(UNK)
+    tqdm.write(f"validation: {len(valid_units):,} units ({len(valid_text):,} characters) in {inputs.size(0)} rows"
+               + (f"; {unknown} unknown (characters the training text lacks)" if unknown else ""))
+    n_params = sum(p.numel() for p in model.parameters())
+    tqdm.write(f"model: {n_params / 1e6:.2f}M parameters on {device}")
+    trainer = LanguageModelTrainer(model.to(device), recipe, model_dir, corpus=corpus, valid=valid, vocab=vocab,
+                                   device=device)
+    if resume:
+        _resume_from_latest(trainer, model_dir)
+    trainer.train()
+    return trainer
