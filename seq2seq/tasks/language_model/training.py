@@ -1,12 +1,10 @@
 """Training a language model: train(), from a recipe to a model directory, and LanguageModelTrainer.
 
-LanguageModelTrainer is the seq2seq Trainer with a language model's batches, update and
-validation, and bits per character as its metric (lower is better). The Trainer cannot be used as
-it is: its batches are sentence pairs, its step the teacher-forced sequence loss, its validation a
-decoding scored by BLEU or ROUGE. The rest is the Trainer's own: the epoch's plan (a function of
-seed and epoch), the validation cadence, checkpoints and exact resume, best.safetensors, early
-stopping, SIGINT/SIGTERM, non-finite steps, the logs and curves.png. The `tokens` of steps.jsonl
-count target units.
+LanguageModelTrainer is the rooms' TaskTrainer (seq2seq/tasks/trainer.py) with a language
+model's batches (the epoch's plan: language_model.batching's), loss and validation, and bits per
+character as its metric (lower is better). The rest is the seq2seq Trainer's own: the validation
+cadence, checkpoints and exact resume, best.safetensors, early stopping, SIGINT/SIGTERM,
+non-finite steps, the logs and curves.png. The `tokens` of steps.jsonl count target units.
 
 With language_model.batching tbptt the RNN state that a segment ends in starts the next one
 (detached), from a zero state at each epoch's start; it lives in the run state's `extra`
@@ -39,7 +37,7 @@ from seq2seq.experiment import _install_vocabs, _resume_from_latest, check_model
 from seq2seq.tasks.language_model.data import (BATCHING, cut_rows, encode_text, read_text, stream, text_file)
 from seq2seq.tasks.language_model.metric import BPC
 from seq2seq.tasks.language_model.model import RecurrentLanguageModel, build_language_model, detach, row_nats
-from seq2seq.trainer import Trainer
+from seq2seq.tasks.trainer import TaskTrainer
 from seq2seq.vocab import UNK, Vocab, load_vocabs, train_sentencepiece
 
 
@@ -52,7 +50,7 @@ class ValidText:
     characters: int
 
 
-class LanguageModelTrainer(Trainer):
+class LanguageModelTrainer(TaskTrainer):
     """Trains a RecurrentLanguageModel on `corpus` (TextStreams or Windows), validating on `valid`."""
 
     def __init__(self, model: RecurrentLanguageModel, recipe: Recipe, model_dir: Path, *, corpus,
@@ -64,39 +62,25 @@ class LanguageModelTrainer(Trainer):
     def epoch_batches(self, epoch: int) -> list[np.ndarray]:
         return self.corpus.plan(self.cfg.seed, epoch)
 
+    def batch_units(self, indices: np.ndarray) -> int:
+        return self.corpus.batch(indices)[1].numel()  # (views and a gather: no model run)
+
+    def batch_loss(self, indices: np.ndarray) -> torch.Tensor:
+        """Summed cross-entropy of a segment (carrying the state on) or a batch of windows."""
+        x, y = self.corpus.batch(indices)
+        state = self._carried() if self.carries and indices[0] > 0 else None  # segment 0: zeros
+        with autocast(self.device, self.cfg.autocast):
+            logits, state = self.model(x.to(self.device), state)  # (B, T, V)
+        if self.carries:
+            self.state.extra["carried"] = list(detach(state)) if isinstance(state, tuple) else [detach(state)]
+        return F.cross_entropy(logits.float().flatten(0, 1), y.to(self.device).flatten(),
+                               label_smoothing=self.cfg.label_smoothing, reduction="sum")
+
     def train_step(self, batches: list[np.ndarray] | np.ndarray) -> tuple[float, int, float]:
-        """One update from consecutive batches (segments or windows); returns (loss per unit,
-        units, gradient norm). Trainer.train_step with the language model's loss."""
-        if isinstance(batches, np.ndarray):
-            batches = [batches]
-        parts = [self.corpus.batch(ix) for ix in batches]
-        count = sum(y.numel() for _, y in parts)
-        self.optimizer.zero_grad(set_to_none=True)
-        total = torch.zeros((), dtype=torch.float64, device=self.device)
-        for indices, (x, y) in zip(batches, parts):
-            state = self._carried() if self.carries and indices[0] > 0 else None  # segment 0: zeros
-            with autocast(self.device, self.cfg.autocast):
-                logits, state = self.model(x.to(self.device), state)  # (B, T, V)
-            loss = F.cross_entropy(logits.float().flatten(0, 1), y.to(self.device).flatten(),
-                                   label_smoothing=self.cfg.label_smoothing, reduction="sum")
-            (loss / count).backward()
-            total += loss.detach()
-            if self.carries:
-                self.state.extra["carried"] = list(detach(state)) if isinstance(state, tuple) else [detach(state)]
-        if self.cfg.clip_value > 0:
-            torch.nn.utils.clip_grad_value_(self.model.parameters(), self.cfg.clip_value)
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
-                                              self.cfg.clip_norm if self.cfg.clip_norm > 0 else float("inf"))
-        total, norm = torch.stack([total, norm.double()]).tolist()  # the step's one host sync
-        loss = total / count
-        if not (math.isfinite(loss) and math.isfinite(norm)):
-            self.progress.skipped_steps += 1
-            self.optimizer.zero_grad(set_to_none=True)
+        """TaskTrainer.train_step; a skipped (non-finite) step passes no state on."""
+        loss, count, norm = super().train_step(batches)
+        if not math.isfinite(loss):
             self.state.extra.pop("carried", None)
-            return float("nan"), count, norm
-        self.optimizer.step()
-        if self.cfg.scheduler == "warmup":
-            self.scheduler.step()
         return loss, count, norm
 
     def _carried(self):
