@@ -1,7 +1,8 @@
 """seq2seq-evaluate MODEL_DIR --src F --ref F [--ref F ...] [--metric bleu|rouge] [--beam-size N]
 [--json]: sacreBLEU BLEU and chrF, or ROUGE-1/2/L F1 (rouge-score, stemmed); several --ref files
 are several references per line. A classifier's MODEL_DIR: --src texts, --ref class names (one
-per line) -> accuracy and macro-F1."""
+per line) -> accuracy and macro-F1. A language model's: --src text alone -> perplexity and bits
+per character."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import sys
 
 from seq2seq.cli.common import ArgumentParser, add_model_options, check_sizes, run, write_output
+from seq2seq.errors import UserError
 
 
 def parser() -> ArgumentParser:
@@ -16,8 +18,9 @@ def parser() -> ArgumentParser:
                        description="Translate --src and score it against --ref.")
     p.add_argument("model_dir")
     p.add_argument("--src", required=True, help="source file, one sentence per line")
-    p.add_argument("--ref", required=True, action="append",
-                   help="reference file, line i for source line i; repeat for more references")
+    p.add_argument("--ref", action="append", default=[],
+                   help="reference file, line i for source line i; repeat for more references "
+                        "(required but for a language model)")
     p.add_argument("--metric", default="bleu", choices=["bleu", "rouge"],
                    help="bleu: BLEU and chrF (sacreBLEU); rouge: ROUGE-1/2/L F1 (rouge-score)")
     p.add_argument("--beam-size", type=int, help="1 for greedy; default from the recipe")
@@ -32,8 +35,10 @@ def main(argv) -> int:
     args = parser().parse_args(argv)
     from seq2seq.tasks import TASKS, task_of
     task = task_of(args.model_dir)
-    if task in TASKS:  # a classifier: --ref holds class names; accuracy and macro-F1 (seq2seq/tasks/)
+    if task in TASKS:  # a classifier (--ref: class names) or a language model (--src alone): seq2seq/tasks/
         return TASKS[task].evaluate(args)
+    if not args.ref:
+        raise UserError("the following arguments are required: --ref (see seq2seq-evaluate --help)")
     check_sizes(args)
     from pathlib import Path
 
