@@ -1,0 +1,169 @@
+"""Language model end to end on a tiny text, through the commands' main functions (as their entry
+points call them): seq2seq-train -> seq2seq-generate -> seq2seq-evaluate; exact resume in both
+batchings (the carried state in the checkpoint); the bad inputs (one line, exit 2, no traceback)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+from seq2seq.checkpoint import list_checkpoints, load_checkpoint
+from seq2seq.config import recipe_from_dict
+from seq2seq.experiment import train
+from seq2seq.logs import JsonLines
+from seq2seq.tasks.language_model import LanguageModel
+from seq2seq.tasks.language_model.model import build_language_model
+
+VERSE = "the cat sat on the mat.\nthe dog sat on the log!\n"
+
+
+def write_data(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.txt").write_text(VERSE * 24, encoding="utf-8")
+    (folder / "valid.txt").write_text(VERSE * 2 + "the cat sat on the log.\n", encoding="utf-8")
+    return folder
+
+
+def tiny(data_dir: Path, batching: str = "tbptt", **training) -> dict:
+    return {"name": "tiny_lm", "task": "language_model", "data": {"dir": str(data_dir)},
+            "vocab": {"model_type": "char", "size": 19},  # 4 special + 15 characters
+            "model": {"embedding_size": 8, "embedding_dropout": 0.1,
+                      "decoder": {"cell": "lstm", "hidden_size": 24, "dropout": 0.1}},
+            "language_model": {"batching": batching, "bptt_length": 16, "streams": 4},
+            "training": {"epochs": 2, "device": "cpu", "threads": 1, "lr": 0.01, **training}}
+
+
+def in_process(name: str, *args, capsys):
+    """A command's main through cli.common.run, as its entry point calls it: (exit code, out, err)."""
+    import importlib
+
+    from seq2seq.cli.common import run
+    with pytest.raises(SystemExit) as info:
+        run(importlib.import_module(f"seq2seq.cli.{name}").main, [str(a) for a in args])
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+def assert_user_error(code: int, err: str, *needles: str) -> None:
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """seq2seq-train's main on tiny.yaml, through cli.common.run as its entry point calls it."""
+    from seq2seq.cli.common import run
+    from seq2seq.cli.train import main
+    root = tmp_path_factory.mktemp("language_model")
+    write_data(root / "data")
+    (root / "tiny.yaml").write_text(yaml.safe_dump(tiny(root / "data", epochs=4)), encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), pytest.raises(SystemExit) as info:
+        run(main, [str(root / "tiny.yaml"), "--model-dir", str(root / "model")])
+    assert info.value.code == 0, err.getvalue()
+    assert "Traceback" not in err.getvalue() and "warning" not in err.getvalue()
+    assert "done: 72 steps" in out.getvalue() and "best validation bpc" in out.getvalue()  # 18 segments an epoch
+    return root / "model"
+
+
+def test_train_writes_a_language_model_directory(trained):
+    for name in ("meta.json", "recipe.json", "best.safetensors", "spm.model", "train_log.jsonl", "steps.jsonl",
+                 "curves.png"):
+        assert (trained / name).is_file(), name
+    meta = json.loads((trained / "meta.json").read_text())
+    assert meta["task"] == "language_model" and meta["src_vocab_size"] == meta["tgt_vocab_size"] == 19
+    log = JsonLines(trained / "train_log.jsonl").read()
+    assert [r["step"] for r in log] == [18, 36, 54, 72]
+    assert {"valid_loss", "valid_ppl", "bpc", "nats_per_char"} <= set(log[0])
+    assert log[-1]["bpc"] < log[0]["bpc"] and log[-1]["units"] == log[-1]["characters"] == 120
+
+
+def test_generate_then_evaluate(trained, capsys, tmp_path):
+    code, out, err = in_process("generate", trained, "--prefix", "the d", "--length", "20", capsys=capsys)
+    assert code == 0 and err == "", err
+    assert out == "the d" + LanguageModel.load(trained).generate("the d", 20).removesuffix("\n") + "\n"
+    sample = ["generate", trained, "--prefix", "the", "--length", "30", "--sampling", "topp:0.9", "--seed", "3",
+              "--temperature", "1.5", "--num-samples", "2"]
+    code, out, _ = in_process(*sample, capsys=capsys)
+    assert code == 0 and out.startswith("=== sample 1 of 2\nthe") and "=== sample 2 of 2\nthe" in out
+    assert in_process(*sample, capsys=capsys)[1] == out  # seeded: the same samples again
+    code, out, _ = in_process(*sample, "--json", capsys=capsys)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["sample"] for r in rows] == [1, 2] and all(r["prefix"] == "the" and len(r["text"]) == 30 for r in rows)
+    code, out, err = in_process("generate", trained, "--prefix", "the Z", "--length", "3", "--seed", "1",
+                                capsys=capsys)
+    assert code == 0 and err.count("warning") == 2 and "'Z'" in err  # --seed unused; Z unknown
+
+    valid = trained.parent / "data" / "valid.txt"
+    code, out, err = in_process("evaluate", trained, "--src", valid, "--json", capsys=capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    best = min(JsonLines(trained / "train_log.jsonl").read(), key=lambda r: r["bpc"])
+    assert result["bpc"] == round(best["bpc"], 4) and result["units"] == result["characters"] == 120
+    code, out, err = in_process("evaluate", trained, "--src", valid, capsys=capsys)
+    assert code == 0 and out.startswith("ppl ") and " bpc " in out
+
+
+def test_score_and_generate_in_python(trained):
+    lm = LanguageModel.load(trained)
+    [good, odd] = lm.score(["the cat sat on the mat.\n", "tmh.a gtoa!\n"])
+    assert good["bpc"] < odd["bpc"] and good["characters"] == good["units"] == 24
+    assert lm.generate("the", 10, sampling="topk:1", seed=9) == lm.generate("the", 10)
+    assert len(lm.generate("the", 5, sampling="topk:4", num_samples=3)) == 3
+
+
+@pytest.mark.parametrize("batching", ["tbptt", "windows"])
+def test_resume_equals_an_uninterrupted_run(tmp_path, batching):
+    """Stopped mid-epoch and resumed: the same losses step for step and the same weights (dropout's
+    generators and, with tbptt, the state carried into the next segment come from the checkpoint)."""
+    data = write_data(tmp_path / "data")
+    train(recipe_from_dict(tiny(data, batching)), tmp_path / "straight")
+    train(recipe_from_dict(tiny(data, batching, max_steps=21)), tmp_path / "split")  # mid-epoch 2
+    state = load_checkpoint(list_checkpoints(tmp_path / "split")[0],
+                            build_language_model(recipe_from_dict(tiny(data)).model, 19))
+    assert ("carried" in state["extra"]) == (batching == "tbptt")
+    trainer = train(recipe_from_dict(tiny(data, batching)), tmp_path / "split", resume=True)
+
+    def losses(model_dir):
+        return [(r["step"], r["loss"]) for r in JsonLines(model_dir / "steps.jsonl").read()]
+
+    assert losses(tmp_path / "split") == losses(tmp_path / "straight")
+    assert trainer.progress.step == len(losses(tmp_path / "straight")) > 21
+    a = load_file(str(list_checkpoints(tmp_path / "straight")[0] / "weights.safetensors"))
+    b = load_file(str(list_checkpoints(tmp_path / "split")[0] / "weights.safetensors"))
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, trained, capsys):
+    data = write_data(tmp_path / "data")
+    recipe = tmp_path / "r.yaml"
+
+    def train_with(*overrides):
+        recipe.write_text(yaml.safe_dump(tiny(data)), encoding="utf-8")
+        return in_process("train", recipe, "--model-dir", tmp_path / "m", *overrides, capsys=capsys)
+
+    assert_user_error(*train_with("data.valid=nope")[::2], "nope.txt: not found", "language_model.text_suffix")
+    (data / "empty.txt").write_text("\n\n", encoding="utf-8")
+    assert_user_error(*train_with("data.valid=empty")[::2], "empty.txt: no text")
+    (data / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    assert_user_error(*train_with("data.train=latin1")[::2], "latin1.txt:1: bytes are not UTF-8")
+    (data / "short.txt").write_text("ab\n", encoding="utf-8")
+    assert_user_error(*train_with("data.train=short")[::2], "short.txt: too short", "language_model.streams")
+    assert not (tmp_path / "m").exists()  # nothing written
+    assert_user_error(*train_with("language_model.batching=tbtt")[::2], "did you mean 'tbptt'")
+
+    assert_user_error(*in_process("generate", trained, "--length", "0", capsys=capsys)[::2], "--length")
+    assert_user_error(*in_process("generate", trained, "--sampling", "beam", capsys=capsys)[::2], "greedy, topk:K")
+    assert_user_error(*in_process("generate", trained, "--sampling", "topp:2", capsys=capsys)[::2], "topp:P")
+    assert_user_error(*in_process("generate", tmp_path, capsys=capsys)[::2], "meta.json")
+    valid = data / "valid.txt"
+    assert_user_error(*in_process("evaluate", trained, "--src", valid, "--ref", valid, capsys=capsys)[::2], "--ref")
+    assert_user_error(*in_process("evaluate", trained, "--src", data / "empty.txt", capsys=capsys)[::2], "no text")
