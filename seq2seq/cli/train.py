@@ -6,9 +6,11 @@ Data-parallel on N GPUs or CPU processes: torchrun --nproc-per-node N -m seq2seq
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -42,6 +44,45 @@ def show(value) -> str:
     return f"{value}\n"
 
 
+LOCK = ".train.lock"  # in the model directory: the pid of the seq2seq-train writing it
+
+
+@contextlib.contextmanager
+def training_lock(model_dir: Path):
+    """One seq2seq-train at a time per model directory (a second one, even with --overwrite,
+    would write under the first): an exclusive flock on MODEL_DIR/.train.lock, released by the
+    OS when the process ends, however it ends. The file stays (removing it would let a later run
+    lock a file another still holds open), but a directory made just for it goes if the run
+    leaves nothing else there."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    if model_dir.exists() and not model_dir.is_dir():
+        yield  # train() says what is wrong
+        return
+    created = not model_dir.exists()
+    model_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(model_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            raise UserError(f"{model_dir}: another seq2seq-train (pid {owner}) is writing this model "
+                            "directory; wait for it to end or choose another --model-dir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            yield
+        finally:
+            if created and os.listdir(model_dir) == [LOCK]:
+                shutil.rmtree(model_dir, ignore_errors=True)
+    finally:
+        os.close(fd)
+
+
 def main(argv) -> int:
     p = parser()
     args = p.parse_intermixed_args(argv)
@@ -54,14 +95,17 @@ def main(argv) -> int:
             raise UserError(f"--print {e}") from None
         sys.stdout.write(text)
         return 0
-    if not args.model_dir:
+    if args.model_dir is None:
         p.error("the following arguments are required: --model-dir")
+    if not args.model_dir.strip():
+        raise UserError("--model-dir: an empty path (an unset shell variable?)")
     from seq2seq.experiment import train
     from seq2seq.distributed import teardown
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 speaks
     recipe = load_recipe(args.recipe, args.overrides,
                          warn=(lambda note: print(f"warning: {note}", file=sys.stderr)) if main_process else None)
-    trainer = train(recipe, Path(args.model_dir), resume=args.resume, overwrite=args.overwrite)
+    with training_lock(Path(args.model_dir)) if main_process else contextlib.nullcontext():
+        trainer = train(recipe, Path(args.model_dir), resume=args.resume, overwrite=args.overwrite)
     teardown()  # (after an error: at exit, once every rank printed it; see distributed.setup)
     if not trainer.world.is_main:
         return 0

@@ -108,3 +108,40 @@ def test_huge_numbers_are_one_line_errors_and_nothing_is_written(tmp_path, tiny_
     result = cli("train", path, "--model-dir", tmp_path / "model", override, capsys=capsys)
     assert_user_error(result, needle)
     assert not (tmp_path / "model").exists()
+
+
+def test_one_training_at_a_time_in_a_model_directory(tmp_path, tiny_recipe_dict, capsys):
+    """A second seq2seq-train on a directory that a running one writes (even with --overwrite,
+    which would clear it under the first) is refused, naming the first's process; once that
+    ends, however it ends (kill -9 here), the directory is free again."""
+    import os
+    import signal
+    import time
+
+    tiny_recipe_dict["training"]["epochs"] = 1000
+    path = write_recipe(tmp_path, tiny_recipe_dict)
+    model_dir = tmp_path / "model"
+    env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen([sys.executable, "-m", "seq2seq.cli.train", str(path), "--model-dir",
+                              str(model_dir)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (model_dir / "meta.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for flag in ("--overwrite", "--resume"):
+            result = cli("train", path, "--model-dir", model_dir, flag, capsys=capsys)
+            assert_user_error(result, str(model_dir), f"pid {first.pid}")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    result = cli("train", path, "--model-dir", model_dir, "--overwrite", "training.max_steps=1",
+                 capsys=capsys)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_failed_start_leaves_no_lock_behind(tmp_path, tiny_recipe_dict, capsys):
+    tiny_recipe_dict["data"]["dir"] = str(tmp_path / "no_data")
+    result = cli("train", write_recipe(tmp_path, tiny_recipe_dict), "--model-dir", tmp_path / "model",
+                 capsys=capsys)
+    assert_user_error(result, "no_data")
+    assert not (tmp_path / "model").exists()
