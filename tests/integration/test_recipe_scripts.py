@@ -105,3 +105,14 @@ def test_summarization_script_scores_the_recipes_test_splits(tmp_path):
                         f"--ref {data}/one.ann0.tgt",
                         f"seq2seq-evaluate MODEL --src {data}/two.src --ref {data}/two.tgt"]
     assert calls[-1] == "seq2seq-summarize MODEL" and "three one documents" in result.stdout
+
+
+def test_classification_script_scores_the_recipes_test_splits(tmp_path):
+    recipe = REPO / "recipes/classification/ag_news.yaml"
+    result, calls = run_script(REPO / "recipes/classification/run.sh", "DATA", "MODEL", recipe,
+                               "data.test=[valid, b]", "classification.label_suffix=y", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert calls[0] == (f"seq2seq-train {recipe} --model-dir MODEL data.dir=DATA data.test=[valid, b] "
+                        "classification.label_suffix=y")
+    assert calls[1:] == [f"seq2seq-evaluate MODEL --src DATA/{split}.txt --ref DATA/{split}.y --output "
+                         f"MODEL/{split}.predicted --json" for split in ("valid", "b")]
