@@ -47,6 +47,19 @@ def show(value) -> str:
 LOCK = ".train.lock"  # in the model directory: the pid of the seq2seq-train writing it
 
 
+def check_not_foreign(model_dir: Path) -> None:
+    """Training writes (and --overwrite deletes) its files by name; in a folder without a model's
+    meta.json such names belong to someone else: refuse before anything is touched."""
+    from seq2seq.checkpoint import META, WRITTEN_BY_TRAINING
+    if not model_dir.is_dir() or (model_dir / META).exists():
+        return
+    theirs = [name for name in WRITTEN_BY_TRAINING if (model_dir / name).exists()]
+    if theirs:
+        raise UserError(f"{model_dir}: holds {', '.join(theirs)} but no {META}, so it is not a seq2seq "
+                        "model directory and training would overwrite them; move them or choose "
+                        "another --model-dir")
+
+
 @contextlib.contextmanager
 def training_lock(model_dir: Path):
     """One seq2seq-train at a time per model directory (a second one, even with --overwrite,
@@ -104,8 +117,12 @@ def main(argv) -> int:
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 speaks
     recipe = load_recipe(args.recipe, args.overrides,
                          warn=(lambda note: print(f"warning: {note}", file=sys.stderr)) if main_process else None)
-    with training_lock(Path(args.model_dir)) if main_process else contextlib.nullcontext():
-        trainer = train(recipe, Path(args.model_dir), resume=args.resume, overwrite=args.overwrite)
+    model_dir = Path(args.model_dir)
+    # rank 0 only (under torchrun the others read what it writes; if it fails here, torchrun ends them)
+    if main_process:
+        check_not_foreign(model_dir)  # before the lock, whose file would be one more there
+    with training_lock(model_dir) if main_process else contextlib.nullcontext():
+        trainer = train(recipe, model_dir, resume=args.resume, overwrite=args.overwrite)
     teardown()  # (after an error: at exit, once every rank printed it; see distributed.setup)
     if not trainer.world.is_main:
         return 0

@@ -145,3 +145,24 @@ def test_a_failed_start_leaves_no_lock_behind(tmp_path, tiny_recipe_dict, capsys
                  capsys=capsys)
     assert_user_error(result, "no_data")
     assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.parametrize("flag", [[], ["--overwrite"]])
+def test_a_folder_that_is_not_a_model_keeps_its_files(tmp_path, tiny_recipe_dict, capsys, flag):
+    """--model-dir pointed at the user's own folder, which happens to hold a checkpoints/ folder
+    and a steps.jsonl of another tool: no meta.json, so not a seq2seq model, and nothing of it is
+    overwritten or deleted (--overwrite deletes what training writes, by name)."""
+    folder = tmp_path / "project"
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "notes.txt").write_text("precious\n")
+    (folder / "steps.jsonl").write_text("mine\n")
+    result = cli("train", write_recipe(tmp_path, tiny_recipe_dict), "--model-dir", folder, *flag,
+                 capsys=capsys)
+    assert_user_error(result, str(folder), "checkpoints", "steps.jsonl", "meta.json")
+    assert (folder / "checkpoints" / "notes.txt").read_text() == "precious\n"
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoints", "steps.jsonl"]
+
+
+def test_an_empty_model_dir_is_an_error_not_the_current_directory(tmp_path, tiny_recipe_dict, capsys):
+    result = cli("train", write_recipe(tmp_path, tiny_recipe_dict), "--model-dir", "", capsys=capsys)
+    assert_user_error(result, "--model-dir", "empty")
