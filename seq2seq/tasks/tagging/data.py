@@ -88,7 +88,7 @@ def parse_conll(path: Path | str, numbered_lines, tag_column: int | None, scheme
                 raise UserError(f"{path}:{number}: tagging.tag_column is {tag_column}, but the line has {width} "
                                 "columns (the word is column 0)")
         elif len(fields) != width:
-            raise UserError(f"{path}:{number}: {len(fields)} columns, but the file's first token line "
+            raise UserError(f"{path}:{number}: {len(fields)} column{'s' * (len(fields) > 1)}, but the file's first token line "
                             f"({path}:{first}) has {width}; every token line needs the same columns")
         if tag_column is not None:
             why = malformed(fields[tag_column], scheme)

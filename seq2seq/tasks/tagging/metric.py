@@ -24,8 +24,8 @@ def scores(predicted: list[list[str]], gold: list[list[str]]) -> dict[str, float
     with warnings.catch_warnings():  # no entity predicted (early in training): 0, not a warning
         warnings.simplefilter("ignore")
         p, r, f, _ = precision_recall_fscore_support(gold, predicted, average="micro", zero_division=0)
-    return {"precision": 100.0 * p, "recall": 100.0 * r, "f1": 100.0 * f,
-            "token_accuracy": 100.0 * accuracy_score(gold, predicted)}
+    return {"precision": 100.0 * float(p), "recall": 100.0 * float(r), "f1": 100.0 * float(f),  # (not numpy's)
+            "token_accuracy": 100.0 * float(accuracy_score(gold, predicted))}
 
 
 def per_type(predicted: list[list[str]], gold: list[list[str]]) -> dict[str, dict[str, float]]:
