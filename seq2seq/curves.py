@@ -29,7 +29,7 @@ from seq2seq.checkpoint import CURVES, STEP_LOG, TRAIN_LOG, atomic_write
 from seq2seq.errors import UserError
 from seq2seq.logs import JsonLines
 
-SCORES = {"bleu": "BLEU", "rougeL": "ROUGE-L F1", "accuracy": "accuracy (%)"}  # validation score key -> axis label
+SCORES = {"bleu": "BLEU", "rougeL": "ROUGE-L F1", "accuracy": "accuracy (%)", "f1": "entity F1"}  # validation score key -> axis label
 LOGS = (STEP_LOG, TRAIN_LOG)
 
 

@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 
 from seq2seq.checkpoint import list_checkpoints
 from seq2seq.config import recipe_from_dict
+from seq2seq.curves import load_run
 from seq2seq.experiment import train
 from seq2seq.logs import JsonLines
 from seq2seq.tasks.tagging import Tagger
@@ -112,6 +113,8 @@ def test_train_writes_a_tagger_model_directory(trained):
     log = JsonLines(trained / "train_log.jsonl").read()
     assert [r["step"] for r in log] == [20, 40, 60]
     assert {"f1", "precision", "recall", "token_accuracy", "valid_loss"} <= set(log[0])
+    run = load_run(trained)
+    assert run.score_name == "entity F1" and [s for s, _ in run.score] == [20, 40, 60]
 
 
 def test_tag_then_evaluate(trained, capsys, monkeypatch, tmp_path):
