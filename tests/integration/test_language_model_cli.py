@@ -4,9 +4,9 @@ batchings (the carried state in the checkpoint); the bad inputs (one line, exit 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -59,18 +59,25 @@ def assert_user_error(code: int, err: str, *needles: str) -> None:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    """seq2seq-train's main on tiny.yaml, through cli.common.run as its entry point calls it."""
-    from seq2seq.cli.common import run
-    from seq2seq.cli.train import main
+    """recipes/language_model/run.sh on tiny.yaml: seq2seq-train, -evaluate and -generate as a user
+    runs them (a real process each)."""
     root = tmp_path_factory.mktemp("language_model")
     write_data(root / "data")
-    (root / "tiny.yaml").write_text(yaml.safe_dump(tiny(root / "data", epochs=4)), encoding="utf-8")
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), pytest.raises(SystemExit) as info:
-        run(main, [str(root / "tiny.yaml"), "--model-dir", str(root / "model")])
-    assert info.value.code == 0, err.getvalue()
-    assert "Traceback" not in err.getvalue() and "warning" not in err.getvalue()
-    assert "done: 72 steps" in out.getvalue() and "best validation bpc" in out.getvalue()  # 18 segments an epoch
+    raw = tiny(root / "data", epochs=3)
+    raw["data"]["test"] = ["valid"]
+    (root / "tiny.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    script = Path(__file__).parents[2] / "recipes" / "language_model" / "run.sh"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LENGTH": "30", "PREFIX": "the c"}
+    result = subprocess.run(["bash", str(script), root / "data", root / "model", root / "tiny.yaml"], cwd=root,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "warning" not in result.stderr
+    out = result.stdout
+    assert "done: 54 steps" in out and "best validation bpc" in out  # 18 segments an epoch
+    score = json.loads(out[out.index("== valid\n") + 9:].splitlines()[0])
+    assert score["bpc"] > 0 and score["characters"] == 120
+    sample = (root / "model" / "sample.txt").read_text(encoding="utf-8")
+    assert out.endswith("== sample\n" + sample) and sample.startswith("the c") and len(sample) > 30
     return root / "model"
 
 
@@ -81,7 +88,7 @@ def test_train_writes_a_language_model_directory(trained):
     meta = json.loads((trained / "meta.json").read_text())
     assert meta["task"] == "language_model" and meta["src_vocab_size"] == meta["tgt_vocab_size"] == 19
     log = JsonLines(trained / "train_log.jsonl").read()
-    assert [r["step"] for r in log] == [18, 36, 54, 72]
+    assert [r["step"] for r in log] == [18, 36, 54]
     assert {"valid_loss", "valid_ppl", "bpc", "nats_per_char"} <= set(log[0])
     assert log[-1]["bpc"] < log[0]["bpc"] and log[-1]["units"] == log[-1]["characters"] == 120
 
