@@ -29,7 +29,9 @@ from seq2seq.checkpoint import CURVES, STEP_LOG, TRAIN_LOG, atomic_write
 from seq2seq.errors import UserError
 from seq2seq.logs import JsonLines
 
-SCORES = {"bleu": "BLEU", "rougeL": "ROUGE-L F1", "accuracy": "accuracy (%)", "f1": "entity F1"}  # validation score key -> axis label
+SCORES = {"bleu": "BLEU", "rougeL": "ROUGE-L F1", "accuracy": "accuracy (%)", "f1": "entity F1",
+          "bpc": "bits per character"}  # validation score key -> axis label
+LOWER_IS_BETTER = {"bits per character"}  # the labels of scores whose best is the lowest
 LOGS = (STEP_LOG, TRAIN_LOG)
 
 
@@ -116,7 +118,7 @@ def _draw_run(axes, run: Run, color, label: str, tag_score: bool) -> None:
     if len(y):
         tag = f" ({run.score_name})" if tag_score else ""
         score.plot(x, y, color=color, marker="o", markersize=3.5, label=f"{run.name}{tag}")
-        best = int(np.argmax(y))
+        best = int(np.argmin(y) if run.score_name in LOWER_IS_BETTER else np.argmax(y))
         score.plot([x[best]], [y[best]], color=color, marker="*", markersize=11, linestyle="none")
     x, y = _xy(run.lr)
     if len(y):
@@ -166,7 +168,7 @@ def _summary(run: Run) -> str:
     last = max([s for s, _ in run.train + run.valid] or [0])
     text = f"{run.name}: step {last}"
     if run.score:
-        step, best = max(run.score, key=lambda sv: sv[1])
+        step, best = (min if run.score_name in LOWER_IS_BETTER else max)(run.score, key=lambda sv: sv[1])
         text += f"; best {run.score_name} {best:.2f} at step {step}"
     return text
 

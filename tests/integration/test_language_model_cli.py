@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 from seq2seq.checkpoint import list_checkpoints, load_checkpoint
 from seq2seq.config import recipe_from_dict
+from seq2seq.curves import _summary, load_run
 from seq2seq.experiment import train
 from seq2seq.logs import JsonLines
 from seq2seq.tasks.language_model import LanguageModel
@@ -91,6 +92,10 @@ def test_train_writes_a_language_model_directory(trained):
     assert [r["step"] for r in log] == [18, 36, 54]
     assert {"valid_loss", "valid_ppl", "bpc", "nats_per_char"} <= set(log[0])
     assert log[-1]["bpc"] < log[0]["bpc"] and log[-1]["units"] == log[-1]["characters"] == 120
+    run = load_run(trained)  # curves.png's score panel: bits per character, the lowest the best
+    best = min(log, key=lambda r: r["bpc"])
+    assert run.score_name == "bits per character" and len(run.score) == 3
+    assert _summary(run).endswith(f"best bits per character {best['bpc']:.2f} at step {best['step']}")
 
 
 def test_generate_then_evaluate(trained, capsys, tmp_path):
