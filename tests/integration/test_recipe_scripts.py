@@ -116,3 +116,13 @@ def test_classification_script_scores_the_recipes_test_splits(tmp_path):
                         "classification.label_suffix=y")
     assert calls[1:] == [f"seq2seq-evaluate MODEL --src DATA/{split}.txt --ref DATA/{split}.y --output "
                          f"MODEL/{split}.predicted --json" for split in ("valid", "b")]
+
+
+def test_tagging_script_scores_the_recipes_test_splits(tmp_path):
+    recipe = REPO / "recipes/tagging/conll2003_ner.yaml"
+    result, calls = run_script(REPO / "recipes/tagging/run.sh", "DATA", "MODEL", recipe, "data.test=[valid, b]",
+                               "tagging.suffix=txt", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert calls[0] == f"seq2seq-train {recipe} --model-dir MODEL data.dir=DATA data.test=[valid, b] tagging.suffix=txt"
+    assert calls[1:] == [f"seq2seq-evaluate MODEL --src DATA/{split}.txt --output MODEL/{split}.tagged --json"
+                         for split in ("valid", "b")]
