@@ -2,7 +2,8 @@
 [--json]: sacreBLEU BLEU and chrF, or ROUGE-1/2/L F1 (rouge-score, stemmed); several --ref files
 are several references per line. A classifier's MODEL_DIR: --src texts, --ref class names (one
 per line) -> accuracy and macro-F1. A language model's: --src text alone -> perplexity and bits
-per character."""
+per character. A tagger's: --src a CoNLL file with the gold tags -> entity P/R/F1 and token
+accuracy."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def parser() -> ArgumentParser:
     p.add_argument("--src", required=True, help="source file, one sentence per line")
     p.add_argument("--ref", action="append", default=[],
                    help="reference file, line i for source line i; repeat for more references "
-                        "(required but for a language model)")
+                        "(required but for a language model or a tagger)")
     p.add_argument("--metric", default="bleu", choices=["bleu", "rouge"],
                    help="bleu: BLEU and chrF (sacreBLEU); rouge: ROUGE-1/2/L F1 (rouge-score)")
     p.add_argument("--beam-size", type=int, help="1 for greedy; default from the recipe")
