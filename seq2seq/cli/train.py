@@ -48,16 +48,38 @@ LOCK = ".train.lock"  # in the model directory: the pid of the seq2seq-train wri
 
 
 def check_not_foreign(model_dir: Path) -> None:
-    """Training writes (and --overwrite deletes) its files by name; in a folder without a model's
-    meta.json such names belong to someone else: refuse before anything is touched."""
-    from seq2seq.checkpoint import META, WRITTEN_BY_TRAINING
+    """Training writes (and --overwrite deletes) its files and its checkpoints folder by name; in
+    a folder without a model's meta.json such files and folders belong to someone else: refuse
+    before anything is touched. (Read-only: every rank checks before any rank writes.)"""
+    from seq2seq.checkpoint import CHECKPOINTS, META, WRITTEN_BY_TRAINING
     if not model_dir.is_dir() or (model_dir / META).exists():
         return
-    theirs = [name for name in WRITTEN_BY_TRAINING if (model_dir / name).exists()]
+    theirs = [name for name in WRITTEN_BY_TRAINING
+              if ((model_dir / name).is_dir() if name == CHECKPOINTS else (model_dir / name).is_file())]
     if theirs:
         raise UserError(f"{model_dir}: holds {', '.join(theirs)} but no {META}, so it is not a seq2seq "
                         "model directory and training would overwrite them; move them or choose "
                         "another --model-dir")
+
+
+# restored from the checkpoint by --resume (optimizer state, scheduler state, RNG states)
+KEPT_BY_RESUME = ("optimizer", "lr", "weight_decay", "momentum", "scheduler", "plateau_factor",
+                  "plateau_patience", "min_lr", "seed")
+
+
+def check_resume_keeps(recipe, model_dir: Path) -> None:
+    """--resume continues the saved optimizer, schedule and random state: a new value for what
+    they hold would be lost, so it is refused (other training values apply from the resume on)."""
+    from seq2seq.checkpoint import META, load_meta
+    if not (model_dir / META).exists():
+        return  # train() says what is missing
+    saved = load_meta(model_dir)[0].training
+    changed = [f"training.{key}: {getattr(recipe.training, key)!r} (the run has {getattr(saved, key)!r})"
+               for key in KEPT_BY_RESUME if getattr(recipe.training, key) != getattr(saved, key)]
+    if changed:
+        raise UserError(f"{model_dir}: --resume continues the run's saved optimizer, schedule and random "
+                        f"state, so it cannot take {'; '.join(changed)}; resume with the run's values or "
+                        "start again with --overwrite")
 
 
 @contextlib.contextmanager
@@ -118,9 +140,10 @@ def main(argv) -> int:
     recipe = load_recipe(args.recipe, args.overrides,
                          warn=(lambda note: print(f"warning: {note}", file=sys.stderr)) if main_process else None)
     model_dir = Path(args.model_dir)
-    # rank 0 only (under torchrun the others read what it writes; if it fails here, torchrun ends them)
-    if main_process:
-        check_not_foreign(model_dir)  # before the lock, whose file would be one more there
+    check_not_foreign(model_dir)  # before the lock, whose file would be one more there
+    if args.resume:
+        check_resume_keeps(recipe, model_dir)
+    # rank 0 alone writes the directory (if it cannot lock it, torchrun ends the other ranks)
     with training_lock(model_dir) if main_process else contextlib.nullcontext():
         trainer = train(recipe, model_dir, resume=args.resume, overwrite=args.overwrite)
     teardown()  # (after an error: at exit, once every rank printed it; see distributed.setup)

@@ -166,3 +166,19 @@ def test_a_folder_that_is_not_a_model_keeps_its_files(tmp_path, tiny_recipe_dict
 def test_an_empty_model_dir_is_an_error_not_the_current_directory(tmp_path, tiny_recipe_dict, capsys):
     result = cli("train", write_recipe(tmp_path, tiny_recipe_dict), "--model-dir", "", capsys=capsys)
     assert_user_error(result, "--model-dir", "empty")
+
+
+def test_resume_refuses_what_the_checkpoint_overrides(tmp_path, tiny_recipe_dict, capsys):
+    """--resume restores optimizer, schedule and random state from the checkpoint: a new lr was
+    silently lost (and recorded in recipe.json as if used), a new optimizer was a traceback."""
+    path = write_recipe(tmp_path, tiny_recipe_dict)
+    model_dir = tmp_path / "model"
+    assert cli("train", path, "--model-dir", model_dir, "training.max_steps=1", capsys=capsys).returncode == 0
+    for override, needle in [("training.lr=0.5", "training.lr: 0.5 (the run has 0.01)"),
+                             ("training.optimizer=sgd", "training.optimizer: 'sgd' (the run has 'adam')"),
+                             ("training.seed=7", "training.seed: 7 (the run has 1)")]:
+        result = cli("train", path, "--model-dir", model_dir, "--resume", "training.max_steps=2", override,
+                     capsys=capsys)
+        assert_user_error(result, str(model_dir), needle, "--overwrite")
+    result = cli("train", path, "--model-dir", model_dir, "--resume", "training.max_steps=2", capsys=capsys)
+    assert result.returncode == 0 and "done: 2 steps" in result.stdout, result.stderr
