@@ -147,7 +147,7 @@ def test_bench_variant_with_a_baseline(tmp_path, data_dir, tiny_recipe_dict, cap
     out = tmp_path / "bench.json"
     assert bench.main([str(recipe), "--data-dir", str(data_dir), "--steps", "2", "--warmup", "0",
                        "--decode-sentences", "0", "--matmul-size", "64", "--json", str(out),
-                       "--variant", "slow:baseline=unbucketed,training.batch_type=tokens",
+                       "--variant", "slow:baseline=unbucketed,training.batch_type=tokens,training.batch_size=60",
                        "--variant", "loop:baseline=stepwise_output"]) == 0
     assert "baseline (slow path)" in capsys.readouterr().out
     names = {v["name"]: v["baseline"] for v in json.loads(out.read_text())["variants"]}
