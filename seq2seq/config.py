@@ -322,6 +322,16 @@ def _encoder_output(m: ModelConfig) -> tuple[int, str]:
                            "model.encoder.bidirectional false")
 
 
+def _longest_row(data: DataConfig) -> tuple[str, str, int]:
+    """What the longest sentence costs in a token budget (a batch costs sentences x the longest
+    side, the target + EOS): the key that limits it, its pieces in words, the tokens."""
+    if data.target_limit + 1 > data.source_limit:
+        key = "data.max_target_length" if data.max_target_length else "data.max_length"
+        return key, f"{data.target_limit} pieces + EOS", data.target_limit + 1
+    key = "data.max_source_length" if data.max_source_length else "data.max_length"
+    return key, f"{data.source_limit} pieces", data.source_limit
+
+
 def _check(recipe: Recipe, errors: list[str]) -> None:
     """Rules between fields: every combination that passes builds and runs (see
     tests/test_properties.py); each message names every key of its rule."""
@@ -355,14 +365,7 @@ def _check(recipe: Recipe, errors: list[str]) -> None:
         errors.append("tagging.tag_column: 0 is the column of the words; the tags are in another")
     # (a language model's batch: language_model.streams; a tagger's sentences are never cut)
     if t.batch_type == "tokens" and recipe.task not in ("language_model", "tagging"):
-        # a batch costs (sentences) x (longest side, the target + EOS)
-        data = recipe.data
-        if data.target_limit + 1 > data.source_limit:
-            key = "data.max_target_length" if data.max_target_length else "data.max_length"
-            pieces, needed = f"{data.target_limit} pieces + EOS", data.target_limit + 1
-        else:
-            key = "data.max_source_length" if data.max_source_length else "data.max_length"
-            pieces, needed = f"{data.source_limit} pieces", data.source_limit
+        key, pieces, needed = _longest_row(recipe.data)
         if t.batch_size < needed:
             errors.append(f"training.batch_size: {t.batch_size} tokens (training.batch_type 'tokens') "
                           f"cannot hold one sentence of {key} ({pieces}); use at least {needed} or "
@@ -475,9 +478,26 @@ def unused_settings(recipe: Recipe, given: set[str]) -> list[str]:
             if key in given and _lookup(recipe, key) != _lookup(Recipe(), key)]
 
 
+def likely_slips(recipe: Recipe) -> list[str]:
+    """Settings that work but are more often a slip than meant, one line each."""
+    notes = []
+    t, data = recipe.training, recipe.data
+    if t.batch_type == "tokens" and recipe.task not in ("language_model", "tagging"):
+        key, pieces, needed = _longest_row(data)
+        if t.batch_size < 2 * needed:
+            notes.append(f"training.batch_size: {t.batch_size} tokens (training.batch_type 'tokens') hold "
+                         f"one sentence of {key} ({pieces}) at most; if {t.batch_size} was meant as "
+                         "sentences, set training.batch_type: sentences")
+    if data.src == data.tgt:
+        notes.append(f"data.tgt: {data.tgt!r} is data.src too: the model learns to copy its input")
+    if data.valid == data.train:
+        notes.append(f"data.valid: {data.valid!r} is data.train too: validation scores the training data")
+    return notes
+
+
 def recipe_from_dict(raw: Any, source: str = "recipe", warn: Callable[[str], None] | None = None) -> Recipe:
     """Build and check a Recipe from plain data; all problems are reported together. Settings
-    the recipe's choices leave unused are passed to `warn`, one line each."""
+    the recipe's choices leave unused, and likely slips, are passed to `warn`, one line each."""
     errors: list[str] = []
     recipe = _build(Recipe, raw, "", errors)
     if not errors:
@@ -485,7 +505,7 @@ def recipe_from_dict(raw: Any, source: str = "recipe", warn: Callable[[str], Non
     if errors:
         raise UserError(f"{source}: " + "; ".join(errors))
     if warn is not None:
-        for note in unused_settings(recipe, _given(raw)):
+        for note in unused_settings(recipe, _given(raw)) + likely_slips(recipe):
             warn(note)
     return recipe
 

@@ -291,6 +291,20 @@ def test_shipped_recipes_set_nothing_they_do_not_use(path):
     assert notes == []
 
 
+@pytest.mark.parametrize("raw, needles", [
+    # a budget of 64 padded tokens holds one sentence of 60 pieces: meant as 64 sentences?
+    ({"training": {"batch_size": 64}, "data": {"max_length": 60}},
+     ["training.batch_size: 64", "training.batch_type", "data.max_length", "sentences"]),
+    ({"data": {"src": "en", "tgt": "en"}}, ["data.tgt: 'en'", "data.src"]),
+    ({"data": {"valid": "train"}}, ["data.valid: 'train'", "data.train"]),
+])
+def test_likely_slips_are_warned(raw, needles):
+    notes = warnings_of(raw)
+    assert len(notes) == 1, notes
+    for needle in needles:
+        assert needle in notes[0], notes
+
+
 def test_command_line_settings_count_too(tmp_path):
     notes: list[str] = []
     load_recipe(write(tmp_path, "training:\n  optimizer: adam\n"), ["training.momentum=0.9"],
