@@ -148,8 +148,9 @@ class TrainingConfig:
 class DecodingConfig:
     beam_size: int = field(default=5, metadata=_range(1))  # 1: greedy
     length_penalty: float = field(default=1.0, metadata=_range(0.0))  # GNMT alpha
-    max_length_ratio: float = field(default=1.5, metadata=_range(0.0, lo_open=True))
-    max_length_offset: int = field(default=10, metadata=_range(0))  # max = ratio * S + offset
+    # max = ratio * S + offset (bounded so that it stays an int64 for any source)
+    max_length_ratio: float = field(default=1.5, metadata=_range(0.0, 1e6, lo_open=True))
+    max_length_offset: int = field(default=10, metadata=_range(0, _INT32_MAX))
     nbest: int = field(default=1, metadata=_range(1))
     batch_size: int = field(default=64, metadata=_range(1))  # sentences
     min_length: int = field(default=0, metadata=_range(0))  # tokens before EOS may come

@@ -144,9 +144,11 @@ def test_out_of_range(raw, key):
 @pytest.mark.parametrize("raw, key, bound", [
     ({"model": {"encoder": {"hidden_size": 10**30}}}, "model.encoder.hidden_size", "9223372036854775807"),
     ({"decoding": {"max_length": 10**30}}, "decoding.max_length", "9223372036854775807"),
-    ({"decoding": {"max_length_offset": 2**63}}, "decoding.max_length_offset", "9223372036854775807"),
     ({"vocab": {"size": 2**31}}, "vocab.size", "2147483647"),  # sentencepiece reads an int32
     ({"training": {"threads": 100_000}}, "training.threads", "1024"),  # libgomp aborts far above
+    # ratio * S + offset in int64: 1e30 wrapped to a negative length, so every output was empty
+    ({"decoding": {"max_length_ratio": 1e30}}, "decoding.max_length_ratio", "1000000"),
+    ({"decoding": {"max_length_offset": 2**62}}, "decoding.max_length_offset", "2147483647"),
 ])
 def test_numbers_too_large_for_what_reads_them_are_out_of_range(raw, key, bound):
     msg = error_of(raw)
