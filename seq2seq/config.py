@@ -493,6 +493,11 @@ def likely_slips(recipe: Recipe) -> list[str]:
         notes.append(f"data.tgt: {data.tgt!r} is data.src too: the model learns to copy its input")
     if data.valid == data.train:
         notes.append(f"data.valid: {data.valid!r} is data.train too: validation scores the training data")
+    for split in data.test:
+        names = [name for name in re.split(r"[,\s]+", split) if name]
+        if len(names) > 1:
+            notes.append(f"data.test: {split!r} is one split name; for several write a list, "
+                         f"data.test=[{', '.join(names)}]")
     return notes
 
 

@@ -299,6 +299,7 @@ def test_shipped_recipes_set_nothing_they_do_not_use(path):
      ["training.batch_size: 64", "training.batch_type", "data.max_length", "sentences"]),
     ({"data": {"src": "en", "tgt": "en"}}, ["data.tgt: 'en'", "data.src"]),
     ({"data": {"valid": "train"}}, ["data.valid: 'train'", "data.train"]),
+    ({"data": {"test": "val,test_2016"}}, ["data.test: 'val,test_2016'", "[val, test_2016]"]),
 ])
 def test_likely_slips_are_warned(raw, needles):
     notes = warnings_of(raw)

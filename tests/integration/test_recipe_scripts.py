@@ -30,7 +30,8 @@ def run_script(*args, cwd: Path) -> tuple[subprocess.CompletedProcess, list[str]
     replaced by stubs that record their arguments: what the script asks for, without the
     minutes of real commands. Returns the result and the recorded calls."""
     stubs, log = cwd / "stubs", cwd / "calls.log"
-    stubs.mkdir()
+    stubs.mkdir(exist_ok=True)
+    log.unlink(missing_ok=True)
     for name in ("seq2seq-train", "seq2seq-evaluate", "seq2seq-summarize"):
         (stubs / name).write_text(STUB.format(name=name, python=sys.executable, log=log))
         (stubs / name).chmod(0o755)
@@ -71,6 +72,9 @@ def test_print_shows_resolved_values_without_training(tmp_path, capsys):
 
 def test_multi30k_script_scores_the_recipes_test_splits(tmp_path):
     recipe = REPO / "recipes/translation/multi30k_en_de.yaml"
+    (tmp_path / "DATA").mkdir()
+    for name in ("other.en", "other.fr", "b c.en", "b c.fr"):
+        (tmp_path / "DATA" / name).write_text("x\n")
     result, calls = run_script(REPO / "recipes/translation/multi30k.sh", "DATA", "MODEL", recipe,
                                "data.test=[other, b c]", "data.tgt=fr", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -79,6 +83,23 @@ def test_multi30k_script_scores_the_recipes_test_splits(tmp_path):
     assert scored == [f"seq2seq-evaluate MODEL --src DATA/{split}.en --ref DATA/{split}.fr --beam-size {beam} "
                       f"--output MODEL/{split}.beam{beam}.fr --json"
                       for split in ("other", "b c") for beam in (1, 5)]
+
+
+def test_a_missing_test_file_is_said_before_training(tmp_path):
+    """The splits are scored after a training of maybe hours: a test file that is not there is
+    an error before it starts."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("val.en", "val.de", "test_2016_flickr.en"):
+        (data / name).write_text("x\n")
+    result, calls = run_script(REPO / "recipes/translation/multi30k.sh", data, "MODEL", cwd=tmp_path)
+    assert result.returncode == 2 and calls == []
+    assert result.stderr.strip() == (f"error: {data}/test_2016_flickr.de: not found (a split named by "
+                                     "data.test); nothing was trained")
+    # with data.hub the training writes the splits into DATA_DIR itself
+    result, calls = run_script(REPO / "recipes/translation/multi30k.sh", data, "MODEL",
+                               "data.hub=bentrevett/multi30k", cwd=tmp_path)
+    assert result.returncode == 0 and calls[0].startswith("seq2seq-train") and len(calls) == 5
 
 
 def test_script_with_no_test_split_says_so(tmp_path):
@@ -93,7 +114,7 @@ def test_summarization_script_scores_the_recipes_test_splits(tmp_path):
     second run; three documents of the first split go through seq2seq-summarize."""
     data = tmp_path / "data"
     data.mkdir()
-    for name in ("one.src", "one.ann0.tgt"):
+    for name in ("one.src", "one.tgt", "one.ann0.tgt", "two.src", "two.tgt"):
         (data / name).write_text("x\n")
     recipe = REPO / "recipes/summarization/aeslc.yaml"
     result, calls = run_script(REPO / "recipes/summarization/run.sh", recipe, data, "MODEL",
