@@ -56,14 +56,22 @@ def setup(device_name: str = "auto", timeout_minutes: float = 60.0) -> tuple[Wor
     if world.distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
                                 timeout=timedelta(minutes=timeout_minutes))
-        # Left at exit after an error, the group goes after the error line is printed: torchrun
-        # stops the other ranks as soon as one exits, so each must have said why by then.
-        atexit.register(teardown)
+        atexit.register(teardown)  # after an error: once it is printed (see teardown)
     return world, device
 
 
+# Set by settle once the ranks learnt of an error together: each is on its way out with it.
+_failing_together = False
+
+
 def teardown() -> None:
+    """Leave the process group. After an error that every rank learnt of (settle), first wait
+    for every rank to get here, that is, past printing the error: torchrun stops the others as
+    soon as one exits."""
     if dist.is_initialized():
+        if _failing_together:
+            with contextlib.suppress(RuntimeError):
+                dist.barrier()
         dist.destroy_process_group()
 
 
@@ -95,6 +103,8 @@ def settle(error: BaseException | None, world: World, device: torch.device) -> N
     if first == world.size:
         return
     message = broadcast(one_line(error) if world.rank == first else None, world, device, src=first)
+    global _failing_together
+    _failing_together = True
     if error is not None:
         raise error
     raise UserError(message)
