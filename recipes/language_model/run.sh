@@ -22,6 +22,10 @@ values=$(seq2seq-train "$recipe" "$@" --print language_model.text_suffix --print
 mapfile -t values <<< "$values"
 suffix=${values[0]} splits=("${values[@]:1}")
 [ ${#splits[@]} -gt 0 ] || echo "warning: $recipe: data.test is empty; nothing will be scored" >&2
+for split in ${splits[@]+"${splits[@]}"}; do  # said now, not after the training
+  [ -f "$data/$split.$suffix" ] || {
+    echo "error: $data/$split.$suffix: not found (a split named by data.test); nothing was trained" >&2; exit 2; }
+done
 
 seq2seq-train "$recipe" --model-dir "$model" data.dir="$data" "$@"
 for split in ${splits[@]+"${splits[@]}"}; do

@@ -179,3 +179,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path, trained, capsys):
     valid = data / "valid.txt"
     assert_user_error(*in_process("evaluate", trained, "--src", valid, "--ref", valid, capsys=capsys)[::2], "--ref")
     assert_user_error(*in_process("evaluate", trained, "--src", data / "empty.txt", capsys=capsys)[::2], "no text")
+    script = Path(__file__).parents[2] / "recipes" / "language_model" / "run.sh"  # a test split it cannot score
+    result = subprocess.run(["bash", str(script), data, tmp_path / "m", recipe, "data.test=[valid, nope]"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "nope.txt: not found" in result.stderr and not (tmp_path / "m").exists()
