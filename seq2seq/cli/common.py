@@ -115,10 +115,21 @@ def decoding_choice(args) -> dict:
     return {"beam_size": args.beam_size}
 
 
+# upper bounds of the sizes a command takes: beams beyond 1000 (Koehn and Knowles 2017 went that far)
+# only cost memory, (B * K, V) scores a step; any other size stops at int64, where tensors stop
+MAXIMA = {"beam_size": 1000, "nbest": 1000, "batch_size": 100_000}
+_INT64_MAX = 2**63 - 1
+
+
 def check_sizes(args, flags: tuple[str, ...] = ("beam_size", "batch_size"), minimum: int = 1) -> None:
     """Each option in `flags` (by default --beam-size and --batch-size), when given, is at least
-    `minimum`."""
+    `minimum` and at most its MAXIMA (int64 for the others)."""
     for flag in flags:
         value = getattr(args, flag)
-        if value is not None and value < minimum:
+        if value is None:
+            continue
+        if value < minimum:
             raise UserError(f"--{flag.replace('_', '-')}: must be at least {minimum}, got {value}")
+        if value > MAXIMA.get(flag, _INT64_MAX):
+            raise UserError(f"--{flag.replace('_', '-')}: must be at most {MAXIMA.get(flag, _INT64_MAX)}, "
+                            f"got {value}")

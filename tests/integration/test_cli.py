@@ -228,3 +228,23 @@ def test_translate_nbest_from_the_recipe_and_its_limits(talkative, tmp_path, cap
                                  capsys=capsys, stdin="abc\n", monkeypatch=monkeypatch),
                       "--nbest", "3", "beam size 2")
     assert_user_error(in_process("translate", talkative, "--nbest", "0", capsys=capsys), "--nbest")
+
+
+@pytest.mark.parametrize("name, flag", [("translate", "--beam-size"), ("translate", "--nbest"),
+                                        ("translate", "--batch-size"), ("evaluate", "--beam-size"),
+                                        ("evaluate", "--batch-size"), ("summarize", "--beam-size"),
+                                        ("summarize", "--batch-size"), ("summarize", "--max-length")])
+def test_sizes_too_large_are_one_line_errors(trained, workdir, capsys, monkeypatch, name, flag):
+    """--beam-size 10**20 overflowed int64 inside the beam search (10**12: an allocation of 16 TB);
+    every size has an upper bound, checked before the model loads (so summarize needs no summariser)."""
+    files = ("--src", workdir / "data" / "valid.src", "--ref", workdir / "data" / "valid.tgt")
+    result = in_process(name, trained, flag, 10**20, *(files if name == "evaluate" else ()),
+                        capsys=capsys, stdin="abc\n", monkeypatch=monkeypatch)
+    assert_user_error(result, flag, "at most", "got 100000000000000000000")
+
+
+def test_sizes_at_their_bounds_still_run(trained, capsys, monkeypatch):
+    result = in_process("translate", trained, "--beam-size", 1000, "--nbest", 1000, "--batch-size", 100_000,
+                        capsys=capsys, stdin="abc\n", monkeypatch=monkeypatch)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) >= 2  # an n-best list (fewer than 1000: 13 pieces, short outputs)
