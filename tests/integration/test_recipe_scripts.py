@@ -147,3 +147,12 @@ def test_tagging_script_scores_the_recipes_test_splits(tmp_path):
     assert calls[0] == f"seq2seq-train {recipe} --model-dir MODEL data.dir=DATA data.test=[valid, b] tagging.suffix=txt"
     assert calls[1:] == [f"seq2seq-evaluate MODEL --src DATA/{split}.txt --output MODEL/{split}.tagged --json"
                          for split in ("valid", "b")]
+
+
+def test_demo_script_checks_the_recipes_test_splits_before_training(tmp_path):
+    """recipes/demo/run.sh reads data.test (it scored test.src/test.tgt whatever the recipe said):
+    a split the generated data lacks is said before training, naming its file."""
+    result, calls = run_script(REPO / "recipes/demo/run.sh", "work", "data.test=[valid, nope]", cwd=tmp_path)
+    assert result.returncode == 2 and calls == [], result.stderr
+    assert result.stderr.strip() == "error: work/data/nope.src: not found (a split named by data.test); nothing was trained"
+    assert (tmp_path / "work/data/valid.src").is_file()  # the data was generated, then checked
