@@ -121,8 +121,8 @@ def test_tag_then_evaluate(trained, capsys, monkeypatch, tmp_path):
     code, out, err = in_process("tag", trained, capsys=capsys, monkeypatch=monkeypatch,
                                 stdin="John visited New York today\n\nthe UN and  Mary Smith\n")
     assert code == 0, err
-    first, third = Tagger.load(trained).tag([["John", "visited", "New", "York", "today"], ["the", "UN", "and", "Mary",
-                                                                                         "Smith"]])
+    first, third = Tagger.load(trained).tag([["John", "visited", "New", "York", "today"],
+                                             ["the", "UN", "and", "Mary", "Smith"]])
     assert out == ("John {}\nvisited {}\nNew {}\nYork {}\ntoday {}\n\n\n".format(*first) +
                    "the {}\nUN {}\nand {}\nMary {}\nSmith {}\n\n".format(*third))
     assert first[2:4] == ["B-LOC", "I-LOC"] and third[3:] == ["B-PER", "I-PER"]
@@ -130,10 +130,10 @@ def test_tag_then_evaluate(trained, capsys, monkeypatch, tmp_path):
     code, out, err = in_process("tag", trained, data / "valid.conll", "--conll", "--output", tmp_path / "tagged",
                                 capsys=capsys)
     assert code == 0 and out == "", err
-    gold = [s for s in sentences(12, 1)]
     tagger = Tagger.load(trained)
-    words = [[w for w, _ in s] for s in gold]
-    expected = "".join("".join(f"{w} {t}\n" for w, t in zip(s, tags)) + "\n" for s, tags in zip(words, tagger.tag(words)))
+    words = [[w for w, _ in s] for s in sentences(12, 1)]
+    expected = "".join("".join(f"{w} {t}\n" for w, t in zip(s, tags)) + "\n"
+                       for s, tags in zip(words, tagger.tag(words)))
     assert (tmp_path / "tagged").read_text() == expected
     code, out, err = in_process("evaluate", trained, "--src", data / "valid.conll", "--json", "--output",
                                 tmp_path / "predicted", capsys=capsys)
@@ -169,7 +169,7 @@ def test_bad_inputs_are_one_line(trained, tmp_path, capsys, monkeypatch):
     recipe = tmp_path / "bad.yaml"
     recipe.write_text(yaml.safe_dump(tiny(bad)), encoding="utf-8")
     lines = (bad / "train.conll").read_text().splitlines()
-    second = [i for i, line in enumerate(lines) if len(line.split()) == 4][2]  # the second token line (after -DOCSTART-)
+    second = [i for i, line in enumerate(lines) if len(line.split()) == 4][2]  # the 2nd token line (after -DOCSTART-)
     lines[second] = lines[second] + " extra"
     (bad / "train.conll").write_text("\n".join(lines) + "\n", encoding="utf-8")
     code, _, err = in_process("train", recipe, "--model-dir", tmp_path / "m", capsys=capsys)

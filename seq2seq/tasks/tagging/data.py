@@ -88,8 +88,9 @@ def parse_conll(path: Path | str, numbered_lines, tag_column: int | None, scheme
                 raise UserError(f"{path}:{number}: tagging.tag_column is {tag_column}, but the line has {width} "
                                 "columns (the word is column 0)")
         elif len(fields) != width:
-            raise UserError(f"{path}:{number}: {len(fields)} column{'s' * (len(fields) > 1)}, but the file's first token line "
-                            f"({path}:{first}) has {width}; every token line needs the same columns")
+            columns = f"{len(fields)} column{'s' * (len(fields) > 1)}"
+            raise UserError(f"{path}:{number}: {columns}, but the file's first token line ({path}:{first}) has "
+                            f"{width}; every token line needs the same columns")
         if tag_column is not None:
             why = malformed(fields[tag_column], scheme)
             if why:
@@ -116,8 +117,8 @@ def check_known(sentences: Sentences, vocab: Vocabularies) -> None:
 
 @dataclass
 class TaggedSet:
-    """Sentences (with tags in the model's scheme, for training and validation), in the fields the seq2seq Trainer's batch plan
-    reads (Trainer.epoch_batches: usable, src_lengths, tgt_lengths)."""
+    """Sentences (with tags in the model's scheme, for training and validation), in the fields the
+    seq2seq Trainer's batch plan reads (Trainer.epoch_batches: usable, src_lengths, tgt_lengths)."""
 
     words: list[list[str]]
     tags: list[list[str]] | None  # in the model's scheme (tagging.scheme); None: to be tagged

@@ -50,7 +50,8 @@ class Tagger:
         dev = resolve_device(device, "device")
         return cls(model.to(dev), vocab, recipe, dev)
 
-    def tag(self, sentences: list[list[str]], *, batch_size: int | None = None, progress: bool = False) -> list[list[str]]:
+    def tag(self, sentences: list[list[str]], *, batch_size: int | None = None,
+            progress: bool = False) -> list[list[str]]:
         """The IOB2 tags of each sentence (a list of tokens; [] gives [])."""
         for i, sentence in enumerate(sentences):
             if isinstance(sentence, str) or not all(isinstance(w, str) and w for w in sentence):
