@@ -9,7 +9,7 @@ output line, or {"label": "", "probabilities": {}}.
 
 from __future__ import annotations
 
-from seq2seq.cli.common import ArgumentParser, add_model_options, check_sizes, read_input, run, write_output
+from seq2seq.cli.common import ArgumentParser, add_labelling_options, check_sizes, read_input, run, write_output
 
 PROGRESS_FROM = 2000  # texts; a progress bar (on stderr) from this many on
 
@@ -20,9 +20,7 @@ def parser() -> ArgumentParser:
     p.add_argument("file", nargs="?", help="a file of texts, one per line (default stdin)")
     p.add_argument("--probabilities", action="store_true",
                    help='one JSON object per line: {"label": ..., "probabilities": {class: p, ...}}')
-    p.add_argument("--output", help="file to write (default stdout)")
-    p.add_argument("--batch-size", type=int, help="texts per batch (default: the recipe's decoding.batch_size)")
-    add_model_options(p)
+    add_labelling_options(p, "texts")
     return p
 
 

@@ -80,6 +80,14 @@ def add_model_options(p) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
+def add_labelling_options(p, unit: str) -> None:
+    """--output, --batch-size (of `unit`: texts, sentences) and the model options, for the commands
+    that label their input lines with a model (seq2seq-classify, seq2seq-tag)."""
+    p.add_argument("--output", help="file to write (default stdout)")
+    p.add_argument("--batch-size", type=int, help=f"{unit} per batch (default: the recipe's decoding.batch_size)")
+    add_model_options(p)
+
+
 def add_sampling_options(p) -> None:
     """--sampling, --temperature and --seed (seq2seq/sampling.py), for the commands that decode."""
     p.add_argument("--sampling", default="beam", metavar="{beam,greedy,topk:K,topp:P}",

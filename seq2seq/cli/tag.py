@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from seq2seq.cli.common import ArgumentParser, add_model_options, check_sizes, read_input, run, write_output
+from seq2seq.cli.common import ArgumentParser, add_labelling_options, check_sizes, read_input, run, write_output
 
 PROGRESS_FROM = 2000  # sentences; a progress bar (on stderr) from this many on
 
@@ -28,9 +28,7 @@ def parser() -> ArgumentParser:
     p.add_argument("file", nargs="?", help="sentences, one a line, tokens split by whitespace (default stdin)")
     p.add_argument("--conll", action="store_true",
                    help="the input is a CoNLL file: a token a line, the word first; other columns are not read")
-    p.add_argument("--output", help="file to write (default stdout)")
-    p.add_argument("--batch-size", type=int, help="sentences per batch (default: the recipe's decoding.batch_size)")
-    add_model_options(p)
+    add_labelling_options(p, "sentences")
     return p
 
 
