@@ -18,13 +18,13 @@ from pathlib import Path
 
 import torch
 
-from seq2seq.checkpoint import BEST, VOCAB_JOINT, load_meta, load_weights
+from seq2seq.checkpoint import BEST, VOCAB_JOINT
 from seq2seq.config import Recipe
-from seq2seq.device import resolve_device
 from seq2seq.errors import UserError
 from seq2seq.tasks.classification.data import encode_texts, label_ids, load_labels, read_labelled
 from seq2seq.tasks.classification.metric import scores
 from seq2seq.tasks.classification.model import TextClassifier, build_classifier, class_logits
+from seq2seq.tasks.loading import load_task_weights, open_task_dir
 from seq2seq.vocab import Vocab
 
 DIGITS = 4  # probabilities in seq2seq-classify --probabilities lines are rounded to this many decimals
@@ -41,21 +41,17 @@ class Classifier:
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "auto", weights: str | Path = BEST) -> "Classifier":
         """`weights`: a bare file name is looked up in the model directory; a path is used as is."""
-        model_dir = Path(model_dir)
-        recipe, meta = load_meta(model_dir)
-        if meta.get("task") != "classification":
-            raise UserError(f"{model_dir}: not a classifier (meta.json task is {meta.get('task')!r}); use "
-                            "seq2seq-translate or seq2seq-summarize, or train a recipe with task: classification")
+        model_dir, recipe, meta = open_task_dir(model_dir, "classification", "a classifier",
+                                                "use seq2seq-translate or seq2seq-summarize, or train a recipe "
+                                                "with task: classification")
         labels = load_labels(model_dir, meta["tgt_vocab_size"])
         vocab = Vocab(model_dir / f"{VOCAB_JOINT}.model")
         if len(vocab) != meta["src_vocab_size"]:
             raise UserError(f"{vocab.path}: {len(vocab)} pieces, but meta.json says src_vocab_size "
                             f"{meta['src_vocab_size']}; the model directory mixes files of different models")
         model = build_classifier(recipe.model, recipe.classification, len(vocab), len(labels))
-        weights = Path(weights)
-        load_weights(model, weights if len(weights.parts) > 1 else model_dir / weights)
-        dev = resolve_device(device, "device")
-        return cls(model.to(dev), vocab, labels, recipe, dev)
+        model, dev = load_task_weights(model, model_dir, weights, device)
+        return cls(model, vocab, labels, recipe, dev)
 
     def distributions(self, texts: list[str], *, batch_size: int | None = None,
                       progress: bool = False) -> list[torch.Tensor | None]:

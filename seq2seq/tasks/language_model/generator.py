@@ -22,14 +22,15 @@ from pathlib import Path
 
 import torch
 
-from seq2seq.checkpoint import BEST, load_meta, load_weights
+from seq2seq.checkpoint import BEST
 from seq2seq.config import Recipe
-from seq2seq.device import autocast, resolve_device
+from seq2seq.device import autocast
 from seq2seq.errors import UserError
 from seq2seq.sampling import Sampling, draw, filter_log_probs, parse_sampling, sentence_generator
 from seq2seq.tasks.language_model.data import cut_rows, decode_units, encode_text, pad_rows, read_text, stream
 from seq2seq.tasks.language_model.metric import scores
 from seq2seq.tasks.language_model.model import RecurrentLanguageModel, build_language_model, row_nats
+from seq2seq.tasks.loading import load_task_weights, open_task_dir
 from seq2seq.vocab import BOS, PAD, Vocab, load_vocabs
 
 SCHEMES = "greedy, topk:K (a whole K >= 1) or topp:P (0 < P <= 1)"
@@ -85,17 +86,12 @@ class LanguageModel:
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "auto", weights: str | Path = BEST) -> "LanguageModel":
         """`weights`: a bare file name is looked up in the model directory; a path is used as is."""
-        model_dir = Path(model_dir)
-        recipe, meta = load_meta(model_dir)
-        if meta.get("task") != "language_model":
-            raise UserError(f"{model_dir}: not a language model (meta.json task is {meta.get('task')!r}); train a "
-                            "recipe with task: language_model")
+        model_dir, recipe, meta = open_task_dir(model_dir, "language_model", "a language model",
+                                                "train a recipe with task: language_model")
         vocab = load_vocabs(model_dir, True, meta)[0]
         model = build_language_model(recipe.model, len(vocab))
-        weights = Path(weights)
-        load_weights(model, weights if len(weights.parts) > 1 else model_dir / weights)
-        dev = resolve_device(device, "device")
-        return cls(model.to(dev), vocab, recipe, dev)
+        model, dev = load_task_weights(model, model_dir, weights, device)
+        return cls(model, vocab, recipe, dev)
 
     def encode(self, text: str) -> list[int]:
         """The units of a text (seq2seq/tasks/language_model/data.py: a newline is EOS)."""
