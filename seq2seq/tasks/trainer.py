@@ -14,11 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from seq2seq.config import TrainingConfig
+from seq2seq.device import resolve_device
 from seq2seq.distributed import all_sum
+from seq2seq.experiment import _resume_from_latest
 from seq2seq.trainer import Trainer
 
 
@@ -63,3 +68,41 @@ class TaskTrainer(Trainer):
         if self.cfg.scheduler == "warmup":
             self.scheduler.step()
         return loss, count, norm
+
+
+# What a room's train() does around its own data, vocabulary and model: the same for each room.
+
+def start_run(cfg: TrainingConfig) -> torch.device:
+    """The device of training.device, with training.threads and training.seed applied."""
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    return device
+
+
+@contextlib.contextmanager
+def removed_on_failure(model_dir: Path):
+    """A block that writes a model directory: if it fails (an exception, Ctrl-C) and the directory
+    did not exist before it, the directory is removed, so a failed run leaves nothing behind."""
+    created = not model_dir.exists()
+    try:
+        yield
+    except BaseException:
+        if created:
+            shutil.rmtree(model_dir, ignore_errors=True)
+        raise
+
+
+def model_line(model: torch.nn.Module, device: torch.device) -> str:
+    """'model: 1.23M parameters on cpu', the line every run prints before training."""
+    n_params = sum(p.numel() for p in model.parameters())
+    return f"model: {n_params / 1e6:.2f}M parameters on {device}"
+
+
+def run_training(trainer: Trainer, model_dir: Path, resume: bool) -> Trainer:
+    """Train, after restoring the latest checkpoint of `model_dir` when resuming; the trainer."""
+    if resume:
+        _resume_from_latest(trainer, model_dir)
+    trainer.train()
+    return trainer

@@ -29,14 +29,14 @@ from tqdm import tqdm
 
 from seq2seq.checkpoint import VOCAB_JOINT, atomic_write, clear_model_dir, load_meta, save_meta
 from seq2seq.config import Recipe, to_dict
-from seq2seq.device import autocast, resolve_device
+from seq2seq.device import autocast
 from seq2seq.errors import UserError
-from seq2seq.experiment import _resume_from_latest, check_model_dir
+from seq2seq.experiment import check_model_dir
 from seq2seq.tasks.classification.data import (LABELS, Examples, TextSet, label_ids, load_labels, read_split,
                                                save_labels, split_files)
 from seq2seq.tasks.classification.metric import CLASSIFICATION_METRICS
 from seq2seq.tasks.classification.model import TextClassifier, build_classifier, class_logits
-from seq2seq.tasks.trainer import TaskTrainer
+from seq2seq.tasks.trainer import TaskTrainer, model_line, removed_on_failure, run_training, start_run
 from seq2seq.vocab import Vocab, train_sentencepiece
 
 
@@ -121,13 +121,10 @@ def train(recipe: Recipe, model_dir: Path, *, resume: bool = False, overwrite: b
     that fails before training leaves no new model directory behind."""
     model_dir = Path(model_dir)
     train_ex, valid_ex, labels = check_inputs(recipe, model_dir, resume, overwrite)
-    cfg, data = recipe.training, recipe.data
-    device = resolve_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    created, skip = not model_dir.exists(), data.long_lines == "skip"
-    try:
+    data = recipe.data
+    device = start_run(recipe.training)
+    skip = data.long_lines == "skip"
+    with removed_on_failure(model_dir):
         with tempfile.TemporaryDirectory(prefix="seq2seq-vocab-") as staging:
             staging = Path(staging)
             if resume:
@@ -147,17 +144,9 @@ def train(recipe: Recipe, model_dir: Path, *, resume: bool = False, overwrite: b
             if not resume:
                 vocab = _install(staging, model_dir, labels, overwrite)
             save_meta(model_dir, recipe, len(vocab), len(labels), recipe.task)
-    except BaseException:
-        if created:
-            shutil.rmtree(model_dir, ignore_errors=True)
-        raise
     tqdm.write(corpus.report(data.max_length, skip))
     tqdm.write(f"classes: {len(labels)} ({', '.join(labels)}); {len(valid.ids)} validation texts")
-    n_params = sum(p.numel() for p in model.parameters())
-    tqdm.write(f"model: {n_params / 1e6:.2f}M parameters on {device}")
+    tqdm.write(model_line(model, device))
     trainer = ClassificationTrainer(model.to(device), recipe, model_dir, corpus=corpus, valid=valid, labels=labels,
                                     device=device)
-    if resume:
-        _resume_from_latest(trainer, model_dir)
-    trainer.train()
-    return trainer
+    return run_training(trainer, model_dir, resume)

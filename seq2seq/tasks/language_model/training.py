@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -31,13 +30,13 @@ from tqdm import tqdm
 
 from seq2seq.checkpoint import VOCAB_JOINT, load_meta, save_meta
 from seq2seq.config import Recipe, to_dict
-from seq2seq.device import autocast, resolve_device
+from seq2seq.device import autocast
 from seq2seq.errors import UserError
-from seq2seq.experiment import _install_vocabs, _resume_from_latest, check_model_dir
+from seq2seq.experiment import _install_vocabs, check_model_dir
 from seq2seq.tasks.language_model.data import (BATCHING, cut_rows, encode_text, read_text, stream, text_file)
 from seq2seq.tasks.language_model.metric import BPC
 from seq2seq.tasks.language_model.model import RecurrentLanguageModel, build_language_model, detach, row_nats
-from seq2seq.tasks.trainer import TaskTrainer
+from seq2seq.tasks.trainer import TaskTrainer, model_line, removed_on_failure, run_training, start_run
 from seq2seq.vocab import UNK, Vocab, load_vocabs, train_sentencepiece
 
 
@@ -137,13 +136,9 @@ def train(recipe: Recipe, model_dir: Path, *, resume: bool = False, overwrite: b
     that fails before training leaves no new model directory behind."""
     model_dir = Path(model_dir)
     train_file, train_text, valid_text = check_inputs(recipe, model_dir, resume, overwrite)
-    cfg, lm = recipe.training, recipe.language_model
-    device = resolve_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    created = not model_dir.exists()
-    try:
+    lm = recipe.language_model
+    device = start_run(recipe.training)
+    with removed_on_failure(model_dir):
         with tempfile.TemporaryDirectory(prefix="seq2seq-vocab-") as staging:
             staging = Path(staging)
             if resume:
@@ -159,20 +154,12 @@ def train(recipe: Recipe, model_dir: Path, *, resume: bool = False, overwrite: b
                 one = dataclasses.replace(recipe, vocab=dataclasses.replace(recipe.vocab, joint=True))
                 vocab = _install_vocabs(staging, model_dir, one, overwrite)[0]
             save_meta(model_dir, recipe, len(vocab), len(vocab), recipe.task)
-    except BaseException:
-        if created:
-            shutil.rmtree(model_dir, ignore_errors=True)
-        raise
     tqdm.write(f"data: {len(units):,} training units ({len(train_text):,} characters), {len(vocab)} in the "
                f"vocabulary; {corpus.report()}")
     unknown = valid_units.count(UNK)
     tqdm.write(f"validation: {len(valid_units):,} units ({len(valid_text):,} characters) in {inputs.size(0)} rows"
                + (f"; {unknown} unknown (characters the training text lacks)" if unknown else ""))
-    n_params = sum(p.numel() for p in model.parameters())
-    tqdm.write(f"model: {n_params / 1e6:.2f}M parameters on {device}")
+    tqdm.write(model_line(model, device))
     trainer = LanguageModelTrainer(model.to(device), recipe, model_dir, corpus=corpus, valid=valid, vocab=vocab,
                                    device=device)
-    if resume:
-        _resume_from_latest(trainer, model_dir)
-    trainer.train()
-    return trainer
+    return run_training(trainer, model_dir, resume)
