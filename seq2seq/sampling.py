@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from seq2seq.errors import UserError
-from seq2seq.search import Hypothesis, _end_rules, block_repeats
+from seq2seq.search import Hypothesis, _end_rules, advance, block_repeats
 from seq2seq.vocab import BOS, EOS
 
 SCHEMES = "greedy, beam, topk:K (a whole K >= 1) or topp:P (0 < P <= 1)"
@@ -148,12 +148,9 @@ def sample_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: 
         filtered = filter_log_probs(log_probs, sampling.temperature, sampling.top_k, sampling.top_p)
         prev = draw(filtered, uniforms[:, t])
         chosen = log_probs.gather(1, prev.unsqueeze(1)).squeeze(1)  # the model's, unfiltered
-        score += torch.where(finished, torch.zeros_like(chosen), chosen)
-        prev = torch.where(finished, torch.full_like(prev, EOS), prev)
-        history[:, t] = prev
+        prev = advance(prev, chosen, t, score, finished, history)
         if return_attention:
             attn.append(weights)
-        finished |= prev == EOS
         if bool(finished.all()):
             break
     tokens = history[:, :t + 1].tolist()  # (B*N, t + 1)

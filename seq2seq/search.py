@@ -84,6 +84,19 @@ def _end_rules(log_probs: torch.Tensor, t: int, min_length: int, over: torch.Ten
     return log_probs
 
 
+def advance(prev: torch.Tensor, chosen: torch.Tensor, t: int, score: torch.Tensor, finished: torch.Tensor,
+            history: torch.Tensor) -> torch.Tensor:
+    """One step of rows decoded side by side (greedy, sampling): each unfinished row adds the
+    log-probability of its `chosen` token to `score`, a finished row emits EOS; the tokens go to
+    history[:, t] and rows that emit EOS become `finished` (score, finished, history updated in
+    place). prev, chosen, score, finished (R,); history (R, steps) -> the tokens (R,)."""
+    score += torch.where(finished, torch.zeros_like(chosen), chosen)
+    prev = torch.where(finished, torch.full_like(prev, EOS), prev)
+    history[:, t] = prev
+    finished |= prev == EOS
+    return prev
+
+
 @torch.no_grad()
 def greedy_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: torch.Tensor, *,
                   return_attention: bool = False, min_length: int = 0,
@@ -104,12 +117,9 @@ def greedy_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: 
             log_probs = block_repeats(log_probs, history[:, :t], no_repeat_ngram_size)
         log_probs = _end_rules(log_probs, t, min_length, max_len <= t)
         best, prev = log_probs.max(-1)
-        score += torch.where(finished, torch.zeros_like(best), best)
-        prev = torch.where(finished, torch.full_like(prev, EOS), prev)
-        history[:, t] = prev
+        prev = advance(prev, best, t, score, finished, history)
         if return_attention:
             attn.append(weights)
-        finished |= prev == EOS
         if bool(finished.all()):
             break
     tokens = history[:, :t + 1].tolist()  # (B, t + 1)
