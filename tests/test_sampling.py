@@ -15,7 +15,7 @@ from seq2seq.errors import UserError
 from seq2seq.sampling import Sampling, filter_log_probs, parse_sampling, sample_search, sentence_generator
 from seq2seq.search import greedy_search
 from seq2seq.vocab import EOS
-from test_search import SCRIPTS, SOURCES, W1, W2, ScriptedModel, random_model  # noqa: F401
+from test_search import SCRIPTS, SOURCES, W1, W2, ScriptedModel, random_model, teacher_forced_scores  # noqa: F401
 
 CPU = torch.device("cpu")
 P = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
@@ -162,12 +162,7 @@ def test_sample_scores_are_the_teacher_forced_log_probability(random_model):
                          sampling=Sampling(top_k=5, temperature=2.0), num_samples=2,
                          generators=[sentence_generator(0, i) for i in range(len(SOURCES))])
     pairs = [(src, h) for src, hs in zip(SOURCES, hyps) for h in hs]
-    forced = collate([src for src, _ in pairs], [h.tokens for _, h in pairs])
-    with torch.no_grad():
-        log_probs = torch.log_softmax(random_model(forced)[0].float(), -1)  # (N, T, V)
-    picked = log_probs.gather(-1, forced.tgt_out.unsqueeze(-1)).squeeze(-1)
-    expected = picked.masked_fill(forced.tgt_out == 0, 0.0).sum(-1)
-    assert [h.score for _, h in pairs] == pytest.approx(expected.tolist(), abs=1e-4)
+    assert [h.score for _, h in pairs] == pytest.approx(teacher_forced_scores(random_model, pairs), abs=1e-4)
 
 
 # ---------------------------------------------------------------- the Python API

@@ -216,6 +216,16 @@ def random_model(make_model):
     return model
 
 
+def teacher_forced_scores(model, pairs) -> list[float]:
+    """Each (source, hypothesis) pair's summed log-probability of its tokens and EOS, teacher forced."""
+    from seq2seq.batch import collate
+    forced = collate([src for src, _ in pairs], [h.tokens for _, h in pairs])
+    with torch.no_grad():
+        log_probs = torch.log_softmax(model(forced)[0].float(), -1)  # (N, T, V)
+    picked = log_probs.gather(-1, forced.tgt_out.unsqueeze(-1)).squeeze(-1)
+    return picked.masked_fill(forced.tgt_out == 0, 0.0).sum(-1).tolist()
+
+
 def test_beam_one_equals_greedy_on_random_model(random_model):
     from seq2seq.batch import collate
     batch = collate(SOURCES)
@@ -240,12 +250,7 @@ def test_score_is_the_teacher_forced_log_probability(random_model, beam):
     pairs = [(src, h) for src, hs in zip(SOURCES, hyps) for h in hs]
     assert len(pairs) == beam * len(SOURCES)
     assert any(len(h.tokens) == int(m) for hs, m in zip(hyps, limit) for h in hs)
-    forced = collate([src for src, _ in pairs], [h.tokens for _, h in pairs])
-    with torch.no_grad():
-        log_probs = torch.log_softmax(random_model(forced)[0].float(), -1)  # (N, T, V)
-    picked = log_probs.gather(-1, forced.tgt_out.unsqueeze(-1)).squeeze(-1)
-    expected = picked.masked_fill(forced.tgt_out == 0, 0.0).sum(-1)
-    assert [h.score for _, h in pairs] == pytest.approx(expected.tolist(), abs=1e-4)
+    assert [h.score for _, h in pairs] == pytest.approx(teacher_forced_scores(random_model, pairs), abs=1e-4)
 
 
 @pytest.mark.parametrize("beam", [1, 5])
