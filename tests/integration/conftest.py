@@ -1,6 +1,7 @@
 """Fixtures the command-line tests share (test_cli.py, test_streaming.py, test_sampling_cli.py):
 the reversal task in a work folder, a tiny model trained on it once per session through the real
-`seq2seq-train`, and a talkative copy of that model."""
+`seq2seq-train`, and a talkative copy of that model; and for the task rooms' command tests
+(test_classify.py, test_language_model_cli.py) a command run in process and the one-line error check."""
 
 from __future__ import annotations
 
@@ -53,3 +54,38 @@ def talkative(trained, tmp_path_factory) -> Path:
         translator.model.generator.bias[EOS] -= 30.0
     save_weights(translator.model, model_dir / "best.safetensors")
     return model_dir
+
+
+@pytest.fixture
+def in_process(capsys, monkeypatch):
+    """in_process(command, *args, stdin=None) -> (exit code, out, err): the command's main through
+    cli.common.run, as its entry point calls it, in this process (stdin: a str the command reads)."""
+    import importlib
+    import io
+
+    from seq2seq.cli.common import run
+
+    def call(name: str, *args, stdin: str | None = None):
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode("utf-8"))))
+        with pytest.raises(SystemExit) as info:
+            run(importlib.import_module(f"seq2seq.cli.{name}").main, [str(a) for a in args])
+        out, err = capsys.readouterr()
+        return info.value.code, out, err
+
+    return call
+
+
+def _assert_user_error(code: int, err: str, *needles: str) -> None:
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture
+def assert_user_error():
+    """assert_user_error(code, err, *needles): exit status 2 and one line on stderr, 'error: ...'
+    holding every needle."""
+    return _assert_user_error

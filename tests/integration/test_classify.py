@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import random
-import sys
 from pathlib import Path
 
 import pytest
@@ -56,27 +55,6 @@ def tiny(data_dir: Path, **training) -> dict:
                          "lr": 0.02, **training}}
 
 
-def in_process(name: str, *args, capsys, monkeypatch=None, stdin: str | None = None):
-    """A command's main through cli.common.run, as its entry point calls it: (exit code, out, err)."""
-    import importlib
-
-    from seq2seq.cli.common import run
-    if stdin is not None:
-        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode("utf-8"))))
-    with pytest.raises(SystemExit) as info:
-        run(importlib.import_module(f"seq2seq.cli.{name}").main, [str(a) for a in args])
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
-
-
-def assert_user_error(code: int, err: str, *needles: str) -> None:
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """seq2seq-train's main on tiny.yaml, through cli.common.run as its entry point calls it."""
@@ -108,14 +86,12 @@ def test_train_writes_a_classifier_model_directory(trained):
     assert [r["step"] for r in log] == [3, 6] and {"accuracy", "macro_f1", "valid_loss"} <= set(log[0])
 
 
-def test_classify_then_evaluate(trained, capsys, monkeypatch, tmp_path):
-    code, out, err = in_process("classify", trained, capsys=capsys, monkeypatch=monkeypatch,
-                                stdin="the good door\n\nawful\n")
+def test_classify_then_evaluate(trained, in_process, tmp_path):
+    code, out, err = in_process("classify", trained, stdin="the good door\n\nawful\n")
     assert code == 0, err
     lines = out.split("\n")[:-1]
     assert len(lines) == 3 and lines[1] == "" and {lines[0], lines[2]} <= {"neg", "neu", "pos"}
-    code, out, err = in_process("classify", trained, "--probabilities", capsys=capsys, monkeypatch=monkeypatch,
-                                stdin="the good door\n\n")
+    code, out, err = in_process("classify", trained, "--probabilities", stdin="the good door\n\n")
     first, blank = map(json.loads, out.splitlines())
     assert first["label"] == lines[0] and list(first["probabilities"])[0] == lines[0]
     assert sorted(first["probabilities"]) == ["neg", "neu", "pos"]
@@ -124,7 +100,7 @@ def test_classify_then_evaluate(trained, capsys, monkeypatch, tmp_path):
     # evaluate on the validation files: the best weights' validation accuracy, again
     data = trained.parent / "data"
     code, out, err = in_process("evaluate", trained, "--src", data / "valid.txt", "--ref", data / "valid.label",
-                                "--json", "--output", tmp_path / "predicted", capsys=capsys)
+                                "--json", "--output", tmp_path / "predicted")
     assert code == 0, err
     result = json.loads(out)
     best = max(r["accuracy"] for r in JsonLines(trained / "train_log.jsonl").read())
@@ -134,16 +110,15 @@ def test_classify_then_evaluate(trained, capsys, monkeypatch, tmp_path):
     assert predicted == Classifier.load(trained).classify(texts)
 
 
-def test_bad_inputs_are_one_line(trained, tmp_path, capsys):
+def test_bad_inputs_are_one_line(trained, tmp_path, in_process, assert_user_error):
     data = trained.parent / "data"
     (tmp_path / "v.label").write_text("neg\nangry\n" + "neg\n" * 10, encoding="utf-8")
-    code, _, err = in_process("evaluate", trained, "--src", data / "valid.txt", "--ref", tmp_path / "v.label",
-                              capsys=capsys)
+    code, _, err = in_process("evaluate", trained, "--src", data / "valid.txt", "--ref", tmp_path / "v.label")
     assert_user_error(code, err, f"{tmp_path / 'v.label'}:2: class 'angry' is not one the model knows")
     code, _, err = in_process("evaluate", trained, "--src", data / "valid.txt", "--ref", data / "valid.label",
-                              "--beam-size", "2", capsys=capsys)
+                              "--beam-size", "2")
     assert_user_error(code, err, "--beam-size")
-    code, _, err = in_process("classify", tmp_path / "nowhere", capsys=capsys)
+    code, _, err = in_process("classify", tmp_path / "nowhere")
     assert_user_error(code, err, "nowhere")
 
     bad = tmp_path / "bad"
@@ -151,16 +126,16 @@ def test_bad_inputs_are_one_line(trained, tmp_path, capsys):
     recipe = tmp_path / "bad.yaml"
     recipe.write_text(yaml.safe_dump(tiny(bad)), encoding="utf-8")
     (bad / "train.label").write_text("neg\n" * 47, encoding="utf-8")
-    code, _, err = in_process("train", recipe, "--model-dir", tmp_path / "m", capsys=capsys)
+    code, _, err = in_process("train", recipe, "--model-dir", tmp_path / "m")
     assert_user_error(code, err, f"{bad / 'train.label'}:48: missing")
     write_data(bad)
     lines = (bad / "valid.txt").read_text().splitlines()
     (bad / "valid.txt").write_text("\n".join(lines[:4] + [""] + lines[5:]) + "\n", encoding="utf-8")
-    code, _, err = in_process("train", recipe, "--model-dir", tmp_path / "m", capsys=capsys)
+    code, _, err = in_process("train", recipe, "--model-dir", tmp_path / "m")
     assert_user_error(code, err, f"{bad / 'valid.txt'}:5: empty text")
     write_data(bad)
     (bad / "valid.label").write_text("neg\n" * 11 + "angry\n", encoding="utf-8")
-    code, _, err = in_process("train", recipe, "--model-dir", tmp_path / "m", capsys=capsys)
+    code, _, err = in_process("train", recipe, "--model-dir", tmp_path / "m")
     assert_user_error(code, err, f"{bad / 'valid.label'}:12: class 'angry'")
     assert not (tmp_path / "m").exists()  # nothing written
 

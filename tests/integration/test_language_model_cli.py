@@ -40,24 +40,6 @@ def tiny(data_dir: Path, batching: str = "tbptt", **training) -> dict:
             "training": {"epochs": 2, "device": "cpu", "threads": 1, "lr": 0.01, **training}}
 
 
-def in_process(name: str, *args, capsys):
-    """A command's main through cli.common.run, as its entry point calls it: (exit code, out, err)."""
-    import importlib
-
-    from seq2seq.cli.common import run
-    with pytest.raises(SystemExit) as info:
-        run(importlib.import_module(f"seq2seq.cli.{name}").main, [str(a) for a in args])
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
-
-
-def assert_user_error(code: int, err: str, *needles: str) -> None:
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """recipes/language_model/run.sh on tiny.yaml: seq2seq-train, -evaluate and -generate as a user
@@ -98,29 +80,28 @@ def test_train_writes_a_language_model_directory(trained):
     assert _summary(run).endswith(f"best bits per character {best['bpc']:.2f} at step {best['step']}")
 
 
-def test_generate_then_evaluate(trained, capsys, tmp_path):
-    code, out, err = in_process("generate", trained, "--prefix", "the d", "--length", "20", capsys=capsys)
+def test_generate_then_evaluate(trained, in_process, tmp_path):
+    code, out, err = in_process("generate", trained, "--prefix", "the d", "--length", "20")
     assert code == 0 and err == "", err
     assert out == "the d" + LanguageModel.load(trained).generate("the d", 20).removesuffix("\n") + "\n"
     sample = ["generate", trained, "--prefix", "the", "--length", "30", "--sampling", "topp:0.9", "--seed", "3",
               "--temperature", "1.5", "--num-samples", "2"]
-    code, out, _ = in_process(*sample, capsys=capsys)
+    code, out, _ = in_process(*sample)
     assert code == 0 and out.startswith("=== sample 1 of 2\nthe") and "=== sample 2 of 2\nthe" in out
-    assert in_process(*sample, capsys=capsys)[1] == out  # seeded: the same samples again
-    code, out, _ = in_process(*sample, "--json", capsys=capsys)
+    assert in_process(*sample)[1] == out  # seeded: the same samples again
+    code, out, _ = in_process(*sample, "--json")
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["sample"] for r in rows] == [1, 2] and all(r["prefix"] == "the" and len(r["text"]) == 30 for r in rows)
-    code, out, err = in_process("generate", trained, "--prefix", "the Z", "--length", "3", "--seed", "1",
-                                capsys=capsys)
+    code, out, err = in_process("generate", trained, "--prefix", "the Z", "--length", "3", "--seed", "1")
     assert code == 0 and err.count("warning") == 2 and "'Z'" in err  # --seed unused; Z unknown
 
     valid = trained.parent / "data" / "valid.txt"
-    code, out, err = in_process("evaluate", trained, "--src", valid, "--json", capsys=capsys)
+    code, out, err = in_process("evaluate", trained, "--src", valid, "--json")
     assert code == 0, err
     result = json.loads(out)
     best = min(JsonLines(trained / "train_log.jsonl").read(), key=lambda r: r["bpc"])
     assert result["bpc"] == round(best["bpc"], 4) and result["units"] == result["characters"] == 120
-    code, out, err = in_process("evaluate", trained, "--src", valid, capsys=capsys)
+    code, out, err = in_process("evaluate", trained, "--src", valid)
     assert code == 0 and out.startswith("ppl ") and " bpc " in out
 
 
@@ -154,13 +135,13 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, batching):
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
 
 
-def test_bad_inputs_are_one_line_errors(tmp_path, trained, capsys):
+def test_bad_inputs_are_one_line_errors(tmp_path, trained, in_process, assert_user_error):
     data = write_data(tmp_path / "data")
     recipe = tmp_path / "r.yaml"
 
     def train_with(*overrides):
         recipe.write_text(yaml.safe_dump(tiny(data)), encoding="utf-8")
-        return in_process("train", recipe, "--model-dir", tmp_path / "m", *overrides, capsys=capsys)
+        return in_process("train", recipe, "--model-dir", tmp_path / "m", *overrides)
 
     assert_user_error(*train_with("data.valid=nope")[::2], "nope.txt: not found", "language_model.text_suffix")
     (data / "empty.txt").write_text("\n\n", encoding="utf-8")
@@ -172,13 +153,13 @@ def test_bad_inputs_are_one_line_errors(tmp_path, trained, capsys):
     assert not (tmp_path / "m").exists()  # nothing written
     assert_user_error(*train_with("language_model.batching=tbtt")[::2], "did you mean 'tbptt'")
 
-    assert_user_error(*in_process("generate", trained, "--length", "0", capsys=capsys)[::2], "--length")
-    assert_user_error(*in_process("generate", trained, "--sampling", "beam", capsys=capsys)[::2], "greedy, topk:K")
-    assert_user_error(*in_process("generate", trained, "--sampling", "topp:2", capsys=capsys)[::2], "topp:P")
-    assert_user_error(*in_process("generate", tmp_path, capsys=capsys)[::2], "meta.json")
+    assert_user_error(*in_process("generate", trained, "--length", "0")[::2], "--length")
+    assert_user_error(*in_process("generate", trained, "--sampling", "beam")[::2], "greedy, topk:K")
+    assert_user_error(*in_process("generate", trained, "--sampling", "topp:2")[::2], "topp:P")
+    assert_user_error(*in_process("generate", tmp_path)[::2], "meta.json")
     valid = data / "valid.txt"
-    assert_user_error(*in_process("evaluate", trained, "--src", valid, "--ref", valid, capsys=capsys)[::2], "--ref")
-    assert_user_error(*in_process("evaluate", trained, "--src", data / "empty.txt", capsys=capsys)[::2], "no text")
+    assert_user_error(*in_process("evaluate", trained, "--src", valid, "--ref", valid)[::2], "--ref")
+    assert_user_error(*in_process("evaluate", trained, "--src", data / "empty.txt")[::2], "no text")
     script = Path(__file__).parents[2] / "recipes" / "language_model" / "run.sh"  # a test split it cannot score
     result = subprocess.run(["bash", str(script), data, tmp_path / "m", recipe, "data.test=[valid, nope]"],
                             capture_output=True, text=True, timeout=120)
