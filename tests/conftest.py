@@ -66,6 +66,27 @@ def reverse_corpus():
     return write_reverse_corpus
 
 
+def train_serve_models(root: Path) -> Path:
+    """root/rev translates (the reversal task), root/copy summarises it with copy and coverage: a few
+    training steps each, the two models of the seq2seq-serve tests (test_serve.py, test_browser.py)."""
+    from seq2seq.experiment import train
+    data = write_reverse_corpus(root / "data")
+    translation = tiny_recipe(data)
+    translation["decoding"]["min_length"] = 3  # three steps of training: keep outputs non-empty
+    summary = tiny_recipe(data)
+    summary.update(name="tiny_copy", task="summarization")
+    summary["model"].update(copy=True, attention={"type": "bahdanau", "coverage": True})
+    train(recipe_from_dict(translation), root / "rev")
+    train(recipe_from_dict(summary), root / "copy")
+    return root
+
+
+@pytest.fixture(scope="session")
+def serve_models():
+    """The trainer itself, for fixtures of any scope: serve_models(root) -> root, with rev/ and copy/."""
+    return train_serve_models
+
+
 @pytest.fixture
 def data_dir(tmp_path) -> Path:
     """tmp_path/data holding the reversal task."""

@@ -19,8 +19,6 @@ pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx (pip ins
 from starlette.testclient import TestClient  # noqa: E402
 
 from seq2seq.batch import collate  # noqa: E402
-from seq2seq.config import recipe_from_dict  # noqa: E402
-from seq2seq.experiment import train  # noqa: E402
 from seq2seq.serve.app import create_app  # noqa: E402
 from seq2seq.serve.engine import Engine, output_ids  # noqa: E402
 from seq2seq.serve.settings import ServeConfig  # noqa: E402
@@ -28,18 +26,10 @@ from seq2seq.vocab import BOS, UNK  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def engines(tmp_path_factory, reverse_corpus, make_tiny_recipe) -> list[Engine]:
+def engines(tmp_path_factory, serve_models) -> list[Engine]:
     """'rev' translates (the reversal task), 'copy' summarises with copy and coverage; a few
     training steps each (the tests compare with the library, not with gold outputs)."""
-    root = tmp_path_factory.mktemp("serve")
-    data = reverse_corpus(root / "data")
-    translation = make_tiny_recipe(data)
-    translation["decoding"]["min_length"] = 3  # three steps of training: keep outputs non-empty
-    summary = make_tiny_recipe(data)
-    summary.update(name="tiny_copy", task="summarization")
-    summary["model"].update(copy=True, attention={"type": "bahdanau", "coverage": True})
-    train(recipe_from_dict(translation), root / "rev")
-    train(recipe_from_dict(summary), root / "copy")
+    root = serve_models(tmp_path_factory.mktemp("serve"))
     return [Engine.load(root / "rev", "rev", "cpu"), Engine.load(root / "copy", "copy", "cpu")]
 
 

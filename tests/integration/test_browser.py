@@ -30,9 +30,6 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
-from seq2seq.config import recipe_from_dict  # noqa: E402
-from seq2seq.experiment import train  # noqa: E402
-
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
 from load_serve import started_server  # noqa: E402
@@ -46,17 +43,9 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, reverse_corpus, make_tiny_recipe):
+def server(tmp_path_factory, serve_models):
     """`seq2seq-serve rev=... copy=... --max-sentences 3` on a free port; yields its url."""
-    root = tmp_path_factory.mktemp("browser")
-    data = reverse_corpus(root / "data")
-    translation = make_tiny_recipe(data)
-    translation["decoding"]["min_length"] = 3  # three steps of training: keep outputs non-empty
-    summary = make_tiny_recipe(data)
-    summary.update(name="tiny_copy", task="summarization")
-    summary["model"].update(copy=True, attention={"type": "bahdanau", "coverage": True})
-    train(recipe_from_dict(translation), root / "rev")
-    train(recipe_from_dict(summary), root / "copy")
+    root = serve_models(tmp_path_factory.mktemp("browser"))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     args = [f"rev={root / 'rev'}", f"copy={root / 'copy'}", "--max-sentences", "3", "--device", "cpu"]
     with started_server(args, env=env) as (url, _):
