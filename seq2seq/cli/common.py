@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -33,11 +34,25 @@ def run(main, argv=None) -> None:
         if debug:
             traceback.print_exc()
         print("error: " + one_line(e), file=sys.stderr)
-        sys.exit(2)
+        _exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)
+
+
+def _exit(code: int) -> None:
+    """Exit with `code`. In a process group (torchrun), leave it and end the process at once:
+    the C++ side's threads, torn down by the interpreter's exit, could abort it after the error line
+    ('terminate called without an active exception', exit status 134)."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        sys.exit(code)
+    from seq2seq.distributed import teardown
+    teardown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def read_input(path: str | None, hint: str = "give one sentence per line on stdin or with --input") -> list[str]:
