@@ -1,7 +1,7 @@
 """Fixtures the command-line tests share (test_cli.py, test_streaming.py, test_sampling_cli.py):
 the reversal task in a work folder, a tiny model trained on it once per session through the real
 `seq2seq-train`, and a talkative copy of that model; and for the task rooms' command tests
-(test_classify.py, test_language_model_cli.py) a command run in process and the one-line error check."""
+(test_classify.py, test_language_model_cli.py, test_tag.py) a command run in process and the one-line error check."""
 
 from __future__ import annotations
 

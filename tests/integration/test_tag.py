@@ -5,11 +5,9 @@ inputs (one line, exit 2, no traceback); exact resume."""
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import json
 import random
-import sys
 from pathlib import Path
 
 import pytest
@@ -66,24 +64,6 @@ def tiny(data_dir: Path, **training) -> dict:
                          "lr": 0.03, **training}}
 
 
-def in_process(name: str, *args, capsys, monkeypatch=None, stdin: str | None = None):
-    """A command's main through cli.common.run, as its entry point calls it: (exit code, out, err)."""
-    from seq2seq.cli.common import run
-    if stdin is not None:
-        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode("utf-8"))))
-    with pytest.raises(SystemExit) as info:
-        run(importlib.import_module(f"seq2seq.cli.{name}").main, [str(a) for a in args])
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
-
-
-def assert_user_error(code: int, err: str, *needles: str) -> None:
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """seq2seq-train's main on tiny.yaml, through cli.common.run as its entry point calls it."""
@@ -117,9 +97,8 @@ def test_train_writes_a_tagger_model_directory(trained):
     assert run.score_name == "entity F1" and [s for s, _ in run.score] == [20, 40, 60]
 
 
-def test_tag_then_evaluate(trained, capsys, monkeypatch, tmp_path):
-    code, out, err = in_process("tag", trained, capsys=capsys, monkeypatch=monkeypatch,
-                                stdin="John visited New York today\n\nthe UN and  Mary Smith\n")
+def test_tag_then_evaluate(trained, in_process, tmp_path):
+    code, out, err = in_process("tag", trained, stdin="John visited New York today\n\nthe UN and  Mary Smith\n")
     assert code == 0, err
     first, third = Tagger.load(trained).tag([["John", "visited", "New", "York", "today"],
                                              ["the", "UN", "and", "Mary", "Smith"]])
@@ -127,8 +106,7 @@ def test_tag_then_evaluate(trained, capsys, monkeypatch, tmp_path):
                    "the {}\nUN {}\nand {}\nMary {}\nSmith {}\n\n".format(*third))
     assert first[2:4] == ["B-LOC", "I-LOC"] and third[3:] == ["B-PER", "I-PER"]
     data = trained.parent / "data"
-    code, out, err = in_process("tag", trained, data / "valid.conll", "--conll", "--output", tmp_path / "tagged",
-                                capsys=capsys)
+    code, out, err = in_process("tag", trained, data / "valid.conll", "--conll", "--output", tmp_path / "tagged")
     assert code == 0 and out == "", err
     tagger = Tagger.load(trained)
     words = [[w for w, _ in s] for s in sentences(12, 1)]
@@ -136,33 +114,31 @@ def test_tag_then_evaluate(trained, capsys, monkeypatch, tmp_path):
                        for s, tags in zip(words, tagger.tag(words)))
     assert (tmp_path / "tagged").read_text() == expected
     code, out, err = in_process("evaluate", trained, "--src", data / "valid.conll", "--json", "--output",
-                                tmp_path / "predicted", capsys=capsys)
+                                tmp_path / "predicted")
     assert code == 0, err
     result = json.loads(out)
     best = max(r["f1"] for r in JsonLines(trained / "train_log.jsonl").read())
     assert result["f1"] == pytest.approx(best, abs=0.01) and result["sentences"] == 12
     assert set(result["per_type"]) == {"LOC", "ORG", "PER"}
     assert (tmp_path / "predicted").read_text() == expected
-    code, out, err = in_process("evaluate", trained, "--src", data / "valid.conll", capsys=capsys)
+    code, out, err = in_process("evaluate", trained, "--src", data / "valid.conll")
     assert code == 0 and out.startswith("precision 100.00  recall 100.00  F1 100.00"), out
     assert tagger.tag([[], ["Paris"]]) == [[], ["B-LOC"]]
 
 
-def test_bad_inputs_are_one_line(trained, tmp_path, capsys, monkeypatch):
+def test_bad_inputs_are_one_line(trained, tmp_path, in_process, assert_user_error):
     data = trained.parent / "data"
     bad_valid = tmp_path / "v.conll"
     bad_valid.write_text("John NN I-NP I-PER\n\nParis NN I-NP I-DATE\n", encoding="utf-8")
-    code, _, err = in_process("evaluate", trained, "--src", bad_valid, capsys=capsys)
+    code, _, err = in_process("evaluate", trained, "--src", bad_valid)
     assert_user_error(code, err, f"{bad_valid}:3: tag 'B-DATE' is of an entity type the model does not know")
-    code, _, err = in_process("evaluate", trained, "--src", data / "valid.conll", "--ref", data / "valid.conll",
-                              capsys=capsys)
+    code, _, err = in_process("evaluate", trained, "--src", data / "valid.conll", "--ref", data / "valid.conll")
     assert_user_error(code, err, "--ref")
-    code, _, err = in_process("tag", tmp_path / "nowhere", capsys=capsys)
+    code, _, err = in_process("tag", tmp_path / "nowhere")
     assert_user_error(code, err, "nowhere")
-    code, _, err = in_process("tag", trained, "--conll", capsys=capsys, monkeypatch=monkeypatch,
-                              stdin="John NN\nParis NN I-NP\n")
+    code, _, err = in_process("tag", trained, "--conll", stdin="John NN\nParis NN I-NP\n")
     assert_user_error(code, err, "stdin:2: 3 columns, but the file's first token line (stdin:1) has 2")
-    code, _, err = in_process("tag", trained, "--batch-size", "0", capsys=capsys)
+    code, _, err = in_process("tag", trained, "--batch-size", "0")
     assert_user_error(code, err, "--batch-size")
 
     bad = write_data(tmp_path / "bad")
@@ -172,15 +148,15 @@ def test_bad_inputs_are_one_line(trained, tmp_path, capsys, monkeypatch):
     second = [i for i, line in enumerate(lines) if len(line.split()) == 4][2]  # the 2nd token line (after -DOCSTART-)
     lines[second] = lines[second] + " extra"
     (bad / "train.conll").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    code, _, err = in_process("train", recipe, "--model-dir", tmp_path / "m", capsys=capsys)
+    code, _, err = in_process("train", recipe, "--model-dir", tmp_path / "m")
     assert_user_error(code, err, f"{bad / 'train.conll'}:{second + 1}: 5 columns, but the file's first token line "
                                  f"({bad / 'train.conll'}:3) has 4")
     write_data(bad)
     (bad / "valid.conll").write_text("John NN I-NP I-PER\nin NN I-NP O\nRome NN I-NP I-CITY\n", encoding="utf-8")
-    code, _, err = in_process("train", recipe, "--model-dir", tmp_path / "m", capsys=capsys)
+    code, _, err = in_process("train", recipe, "--model-dir", tmp_path / "m")
     assert_user_error(code, err, f"{bad / 'valid.conll'}:3: tag 'B-CITY'")
     (bad / "valid.conll").unlink()
-    code, _, err = in_process("train", recipe, "--model-dir", tmp_path / "m", capsys=capsys)
+    code, _, err = in_process("train", recipe, "--model-dir", tmp_path / "m")
     assert_user_error(code, err, f"{bad / 'valid.conll'}: not found")
     assert not (tmp_path / "m").exists()  # nothing written
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from seq2seq.checkpoint import BEST, load_meta, load_weights
+from seq2seq.checkpoint import BEST
 from seq2seq.config import Recipe
-from seq2seq.device import resolve_device
 from seq2seq.errors import UserError
+from seq2seq.tasks.loading import load_task_weights, open_task_dir
 from seq2seq.tasks.tagging.data import Sentences, TaggedSet, check_known, read_conll
 from seq2seq.tasks.tagging.metric import per_type, scores
 from seq2seq.tasks.tagging.model import SequenceTagger, build_tagger, predict
@@ -38,17 +38,11 @@ class Tagger:
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "auto", weights: str | Path = BEST) -> "Tagger":
         """`weights`: a bare file name is looked up in the model directory; a path is used as is."""
-        model_dir = Path(model_dir)
-        recipe, meta = load_meta(model_dir)
-        if meta.get("task") != "tagging":
-            raise UserError(f"{model_dir}: not a tagger (meta.json task is {meta.get('task')!r}); train a recipe "
-                            "with task: tagging")
+        model_dir, recipe, meta = open_task_dir(model_dir, "tagging", "a tagger", "train a recipe with task: tagging")
         vocab = Vocabularies.load(model_dir, meta["src_vocab_size"], meta["tgt_vocab_size"])
         model = build_tagger(recipe.model, recipe.tagging, len(vocab.words), len(vocab.chars), len(vocab.tags))
-        weights = Path(weights)
-        load_weights(model, weights if len(weights.parts) > 1 else model_dir / weights)
-        dev = resolve_device(device, "device")
-        return cls(model.to(dev), vocab, recipe, dev)
+        model, dev = load_task_weights(model, model_dir, weights, device)
+        return cls(model, vocab, recipe, dev)
 
     def tag(self, sentences: list[list[str]], *, batch_size: int | None = None,
             progress: bool = False) -> list[list[str]]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +24,15 @@ from tqdm import tqdm
 
 from seq2seq.checkpoint import clear_model_dir, load_meta, save_meta
 from seq2seq.config import Recipe, to_dict
-from seq2seq.device import autocast, resolve_device
+from seq2seq.device import autocast
 from seq2seq.errors import UserError
-from seq2seq.experiment import _resume_from_latest, check_model_dir
+from seq2seq.experiment import check_model_dir
 from seq2seq.tasks.tagging.data import Sentences, TaggedSet, check_known, read_conll, split_file
 from seq2seq.tasks.tagging.metric import TAGGING_METRIC
 from seq2seq.tasks.tagging.model import SequenceTagger, build_tagger, predict
 from seq2seq.tasks.tagging.schemes import convert
 from seq2seq.tasks.tagging.vocab import UNK, VOCAB, Vocabularies
-from seq2seq.tasks.trainer import TaskTrainer
+from seq2seq.tasks.trainer import TaskTrainer, model_line, removed_on_failure, run_training, start_run
 
 
 class TaggingTrainer(TaskTrainer):
@@ -97,15 +96,11 @@ def train(recipe: Recipe, model_dir: Path, *, resume: bool = False, overwrite: b
     model_dir = Path(model_dir)
     train_s, valid_s = check_inputs(recipe, model_dir, resume, overwrite)
     cfg, t = recipe.training, recipe.tagging
-    device = resolve_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+    device = start_run(cfg)
     train_tags = [convert(s, "iob2", t.scheme) for s in train_s.tags]
     vocab = Vocabularies.build(train_s.words, train_tags, t.min_count, t.lowercase)
     check_known(valid_s, vocab)  # a validation entity type the training data lacks: an error naming its line
-    created = not model_dir.exists()
-    try:
+    with removed_on_failure(model_dir):
         if resume:
             vocab = _saved_vocab(recipe, model_dir, vocab)
         model = build_tagger(recipe.model, t, len(vocab.words), len(vocab.chars), len(vocab.tags))
@@ -116,10 +111,6 @@ def train(recipe: Recipe, model_dir: Path, *, resume: bool = False, overwrite: b
             model_dir.mkdir(parents=True, exist_ok=True)
             vocab.save(model_dir)
         save_meta(model_dir, recipe, len(vocab.words), len(vocab.tags), recipe.task)
-    except BaseException:
-        if created:
-            shutil.rmtree(model_dir, ignore_errors=True)
-        raise
     corpus, valid = TaggedSet.build(train_s, vocab, t.scheme), TaggedSet.build(valid_s, vocab, t.scheme)
     for note in (train_s.report(t.file_scheme), valid_s.report(t.file_scheme)):
         if note:
@@ -129,11 +120,7 @@ def train(recipe: Recipe, model_dir: Path, *, resume: bool = False, overwrite: b
                f"{len(valid.words)} validation sentences ({int(valid.src_lengths.sum())} tokens, {unknown} "
                f"of their words unknown); {len(vocab.words) - 2} words, {len(vocab.chars) - 2} characters")
     tqdm.write(f"tags ({t.scheme}): {len(vocab.tags)} ({', '.join(vocab.tags)})")
-    n_params = sum(p.numel() for p in model.parameters())
-    tqdm.write(f"model: {n_params / 1e6:.2f}M parameters on {device}; "
+    tqdm.write(f"{model_line(model, device)}; "
                f"{'CRF' if t.crf else 'softmax'}{', character encoder' if t.char_encoder else ''}")
     trainer = TaggingTrainer(model.to(device), recipe, model_dir, corpus=corpus, valid=valid, device=device)
-    if resume:
-        _resume_from_latest(trainer, model_dir)
-    trainer.train()
-    return trainer
+    return run_training(trainer, model_dir, resume)
