@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from seq2seq.batch import collate
+from seq2seq.batch import Batch, collate
 from seq2seq.checkpoint import STEP_LOG, TRAIN_LOG
 from seq2seq.config import Recipe, TrainingConfig
 from seq2seq.curves import redraw_curves
@@ -121,28 +121,43 @@ class Trainer:
         return make_batches(c.usable, c.src_lengths, c.tgt_lengths, self.cfg.batch_size,
                             self.cfg.batch_type, rng)
 
+    # The update's three parts that differ between models (a task room's trainer overrides them):
+    # what a batch of corpus indices becomes, what its loss is divided by, and its summed loss.
+
+    def prepare_batch(self, indices: np.ndarray) -> Batch:
+        """The padded source/target pairs at `indices`, on the CPU."""
+        return collate(*self.corpus.pairs(indices))
+
+    def batch_units(self, batch: Batch) -> int:
+        """Target tokens, counted on the CPU: no device sync."""
+        return batch.num_tgt_tokens
+
+    def batch_loss(self, batch: Batch) -> torch.Tensor:
+        """The batch's summed teacher-forced loss (plus coverage loss), a scalar with gradient."""
+        batch = batch.to(self.device)
+        with autocast(self.device, self.cfg.autocast):
+            logits, weights = self.ddp(batch)
+        loss = sequence_nll(logits, batch.tgt_out, self.cfg.label_smoothing, batch.src,
+                            len(self.tgt_vocab))  # (copy: smoothing over the own slots)
+        if self.cfg.coverage_weight:
+            loss = loss + self.cfg.coverage_weight * coverage_loss(weights, batch.tgt_out)
+        return loss
+
     def train_step(self, batches: list[np.ndarray] | np.ndarray) -> tuple[float, int, float]:
-        """One update from this process's batches (index arrays); returns (loss per target token,
-        target tokens, gradient norm), the first two over every process."""
+        """One update from this process's batches (index arrays); returns (loss per unit, units
+        (target tokens), gradient norm), the first two over every process."""
         if isinstance(batches, np.ndarray):
             batches = [batches]
-        parts = [collate(*self.corpus.pairs(ix)) for ix in batches]
-        ntok = sum(b.num_tgt_tokens for b in parts)  # counted on the CPU: no device sync
-        ntok = int(all_sum([ntok], self.world, self.device)[0])
-        parts = [b.to(self.device) for b in parts]
+        parts = [self.prepare_batch(ix) for ix in batches]
+        ntok = int(all_sum([sum(self.batch_units(b) for b in parts)], self.world, self.device)[0])
         scale = self.world.size / ntok  # DDP averages gradients over processes
         self.optimizer.zero_grad(set_to_none=True)
         total = torch.zeros((), dtype=torch.float64, device=self.device)
-        for i, batch in enumerate(parts):
+        for i, part in enumerate(parts):
             last = i == len(parts) - 1
             sync = contextlib.nullcontext() if last or not self.world.distributed else self.ddp.no_sync()
             with sync:
-                with autocast(self.device, self.cfg.autocast):
-                    logits, weights = self.ddp(batch)
-                loss = sequence_nll(logits, batch.tgt_out, self.cfg.label_smoothing, batch.src,
-                                    len(self.tgt_vocab))  # (copy: smoothing over the own slots)
-                if self.cfg.coverage_weight:
-                    loss = loss + self.cfg.coverage_weight * coverage_loss(weights, batch.tgt_out)
+                loss = self.batch_loss(part)
                 (loss * scale).backward()
             total += loss.detach()  # no host sync inside the accumulation loop
         if self.cfg.clip_value > 0:

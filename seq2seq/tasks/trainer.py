@@ -13,7 +13,6 @@ best.safetensors, early stopping, SIGINT/SIGTERM, non-finite steps, the logs and
 from __future__ import annotations
 
 import contextlib
-import math
 import shutil
 from pathlib import Path
 
@@ -22,13 +21,13 @@ import torch
 
 from seq2seq.config import TrainingConfig
 from seq2seq.device import resolve_device
-from seq2seq.distributed import all_sum
 from seq2seq.experiment import _resume_from_latest
 from seq2seq.trainer import Trainer
 
 
 class TaskTrainer(Trainer):
-    """A Trainer whose update is the mean over `batch_units` of `batch_loss`."""
+    """A Trainer whose update (Trainer.train_step) is the mean over `batch_units` of `batch_loss`,
+    both given the batch's corpus indices."""
 
     def batch_loss(self, indices: np.ndarray) -> torch.Tensor:
         """The summed loss of the corpus's examples at `indices` (a scalar tensor with gradient)."""
@@ -38,36 +37,9 @@ class TaskTrainer(Trainer):
         """What the loss of a batch is divided by (before the model runs): its examples."""
         return len(indices)
 
-    def train_step(self, batches: list[np.ndarray] | np.ndarray) -> tuple[float, int, float]:
-        """One update from this process's batches; returns (loss per unit, units, gradient norm).
-        Trainer.train_step with batch_loss in place of the sequence loss."""
-        if isinstance(batches, np.ndarray):
-            batches = [batches]
-        count = int(all_sum([sum(self.batch_units(ix) for ix in batches)], self.world, self.device)[0])
-        scale = self.world.size / count  # DDP averages gradients over processes
-        self.optimizer.zero_grad(set_to_none=True)
-        total = torch.zeros((), dtype=torch.float64, device=self.device)
-        for i, indices in enumerate(batches):
-            last = i == len(batches) - 1
-            sync = contextlib.nullcontext() if last or not self.world.distributed else self.ddp.no_sync()
-            with sync:
-                loss = self.batch_loss(indices)
-                (loss * scale).backward()
-            total += loss.detach()
-        if self.cfg.clip_value > 0:
-            torch.nn.utils.clip_grad_value_(self.model.parameters(), self.cfg.clip_value)
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
-                                              self.cfg.clip_norm if self.cfg.clip_norm > 0 else float("inf"))
-        total, norm = torch.stack([total, norm.double()]).tolist()  # the step's one host sync
-        loss = all_sum([total], self.world, self.device)[0] / count
-        if not (math.isfinite(loss) and math.isfinite(norm)):
-            self.progress.skipped_steps += 1
-            self.optimizer.zero_grad(set_to_none=True)
-            return float("nan"), count, norm
-        self.optimizer.step()
-        if self.cfg.scheduler == "warmup":
-            self.scheduler.step()
-        return loss, count, norm
+    def prepare_batch(self, indices: np.ndarray) -> np.ndarray:
+        """A room's batch_units and batch_loss take the corpus indices themselves."""
+        return indices
 
 
 # What a room's train() does around its own data, vocabulary and model: the same for each room.
