@@ -79,10 +79,12 @@ class AttentionConfig:
 
 @dataclass(frozen=True)
 class DecoderConfig:
+    type: Literal["recurrent", "conditional"] = "recurrent"  # see seq2seq/modules/decoder.py, conditional.py
     cell: Cell = "gru"
     hidden_size: int = field(default=512, metadata=_range(1))
-    num_layers: int = field(default=1, metadata=_range(1))
-    dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    num_layers: int = field(default=1, metadata=_range(1))  # type conditional: 1
+    dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))  # between layers, on the attentional layer's input
+    output_dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))  # on the output layer's input
     input_feeding: bool = True  # feed the last attentional vector to the next step
     init: Literal["bridge", "last", "zero"] = "bridge"  # initial state from the encoder
 
@@ -90,12 +92,13 @@ class DecoderConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     embedding_size: int = field(default=256, metadata=_range(1))
-    embedding_dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    embedding_dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))  # on each embedded unit
+    source_word_dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))  # whole source pieces, scaled
     encoder: EncoderConfig = EncoderConfig()
     attention: AttentionConfig = AttentionConfig()
     decoder: DecoderConfig = DecoderConfig()
     tie_output: bool = False  # output layer shares the target embedding matrix
-    share_embeddings: bool = False  # source and target share one embedding (joint vocab)
+    share_embeddings: bool = False  # source and target share one embedding (joint vocab); + tie_output: 3-way
     init: Literal["torch", "xavier"] = "torch"  # see seq2seq/modules/init.py
     embedding_init_std: float = field(default=0.01, metadata=_range(0.0, lo_open=True))  # xavier only
     copy: bool = False  # pointer-generator: copy source pieces, even unknown ones (joint vocab)

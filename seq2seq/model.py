@@ -12,6 +12,7 @@ from seq2seq.batch import Batch
 from seq2seq.config import ModelConfig
 from seq2seq.errors import UserError
 from seq2seq.modules.attention import build_attention
+from seq2seq.modules.conditional import ConditionalDecoder
 from seq2seq.modules.copy import PointerGenerator
 from seq2seq.modules.decoder import DecoderState, Memory, RecurrentDecoder
 from seq2seq.modules.encoder import RecurrentEncoder
@@ -25,16 +26,26 @@ class Seq2Seq(nn.Module):
     With a `copy` layer (pointer-generator) source and target ids may be extended ids (>= V, one
     per source-only piece, see seq2seq/extended.py): they are embedded as UNK, and the outputs are
     log-probabilities over the extended vocabulary V + memory.extra.
+
+    Dropout, in training only: `embedding_dropout` on every embedded unit; `source_word_dropout`
+    on whole source pieces (Sennrich, Haddow & Birch 2016, WMT16, Nematus's dropout_source): a
+    piece's embedding is zeroed with that chance and the others are scaled by 1 / (1 - p), as
+    nn.Dropout scales; `output_dropout` on the output layer's input (the decoder's attentional
+    vector, not what input feeding passes on to the next step).
     """
 
     def __init__(self, src_embed: nn.Embedding, tgt_embed: nn.Embedding, encoder: RecurrentEncoder,
-                 decoder: RecurrentDecoder, generator: nn.Linear, embedding_dropout: float = 0.0,
-                 teacher_forcing: float = 1.0, copy: PointerGenerator | None = None):
+                 decoder: RecurrentDecoder | ConditionalDecoder, generator: nn.Linear,
+                 embedding_dropout: float = 0.0, teacher_forcing: float = 1.0,
+                 copy: PointerGenerator | None = None, source_word_dropout: float = 0.0,
+                 output_dropout: float = 0.0):
         super().__init__()
         self.src_embed, self.tgt_embed = src_embed, tgt_embed
         self.encoder, self.decoder, self.generator = encoder, decoder, generator
         self.copy = copy
         self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.source_word_dropout = source_word_dropout
+        self.output_dropout = nn.Dropout(output_dropout)
         self.teacher_forcing = teacher_forcing  # ratio of gold previous tokens while training
 
     def _embed(self, embedding: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
@@ -44,7 +55,11 @@ class Seq2Seq(nn.Module):
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Memory, DecoderState]:
         """src (B, S) -> the memory the decoder attends to and its initial state."""
-        values, final = self.encoder(self.embedding_dropout(self._embed(self.src_embed, src)), src_lengths)
+        embedded = self.embedding_dropout(self._embed(self.src_embed, src))  # (B, S, E)
+        if self.training and self.source_word_dropout > 0:  # one draw per piece: (B, S, 1)
+            keep = nn.functional.dropout(embedded.new_ones(*src.shape, 1), self.source_word_dropout)
+            embedded = embedded * keep
+        values, final = self.encoder(embedded, src_lengths)
         memory = Memory(values, self.decoder.attention.prepare_keys(values), src != PAD)
         if self.copy is not None:
             memory.src = src
@@ -53,6 +68,7 @@ class Seq2Seq(nn.Module):
 
     def _output(self, att, embedded, weights, memory):
         """Logits (B, T, V); with copy, log-probabilities (B, T, V + extra)."""
+        att = self.output_dropout(att)
         logits = self.generator(att)
         if self.copy is None:
             return logits
@@ -103,14 +119,18 @@ def _assemble(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int,
                                e.bidirectional, e.dropout)
     attention = build_attention(cfg.attention.type, d.hidden_size, encoder.output_size,
                                 cfg.attention.hidden_size, cfg.attention.coverage, cfg.attention.scaled)
-    decoder = RecurrentDecoder(d.cell, cfg.embedding_size, d.hidden_size, d.num_layers, d.dropout,
-                               attention, encoder.output_size, d.input_feeding, d.init)
-    generator = nn.Linear(d.hidden_size, tgt_vocab_size)
-    if cfg.tie_output:
+    if d.type == "conditional":  # (num_layers 1: recipe_check.py)
+        decoder = ConditionalDecoder(d.cell, cfg.embedding_size, d.hidden_size, d.dropout, attention,
+                                     encoder.output_size, d.input_feeding, d.init)
+    else:
+        decoder = RecurrentDecoder(d.cell, cfg.embedding_size, d.hidden_size, d.num_layers, d.dropout,
+                                   attention, encoder.output_size, d.input_feeding, d.init)
+    generator = nn.Linear(decoder.output_size, tgt_vocab_size)
+    if cfg.tie_output:  # with share_embeddings: one matrix for source, target and output
         generator.weight = tgt_embed.weight
-    copy = PointerGenerator(d.hidden_size, cfg.embedding_size) if cfg.copy else None
+    copy = PointerGenerator(decoder.output_size, cfg.embedding_size) if cfg.copy else None
     return Seq2Seq(src_embed, tgt_embed, encoder, decoder, generator, cfg.embedding_dropout,
-                   teacher_forcing, copy)
+                   teacher_forcing, copy, cfg.source_word_dropout, d.output_dropout)
 
 
 def count_parameters(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> int:

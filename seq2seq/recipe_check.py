@@ -55,9 +55,14 @@ def _check(recipe: Recipe, errors: list[str]) -> None:
     if m.attention.type == "dot" and enc_out != m.decoder.hidden_size:
         errors.append(f"model.attention.type: 'dot' needs model.decoder.hidden_size ({m.decoder.hidden_size})"
                       f" equal to the encoder output size ({enc_how}); use 'general'")
-    if m.tie_output and m.embedding_size != m.decoder.hidden_size:
+    conditional = m.decoder.type == "conditional" and recipe.task in ("translation", "summarization")
+    if m.tie_output and not conditional and m.embedding_size != m.decoder.hidden_size:
         errors.append(f"model.tie_output: needs model.embedding_size ({m.embedding_size}) equal to "
-                      f"model.decoder.hidden_size ({m.decoder.hidden_size})")
+                      f"model.decoder.hidden_size ({m.decoder.hidden_size}), the size of the output "
+                      "layer's input (with model.decoder.type 'conditional' it is model.embedding_size)")
+    if conditional and m.decoder.num_layers != 1:
+        errors.append(f"model.decoder.num_layers: {m.decoder.num_layers}, but model.decoder.type "
+                      "'conditional' is one layer (two cells with attention between them); use 1")
     if m.share_embeddings and not recipe.vocab.joint:
         errors.append("model.share_embeddings: needs vocab.joint: true")
     if m.copy and not recipe.vocab.joint:
@@ -144,8 +149,8 @@ def _leaves(path: str, cls: type) -> list[str]:
 _SEQ2SEQ_ONLY = ("data.src", "data.tgt", "data.max_source_length", "data.max_target_length", "data.empty_lines",
                  *(k for k in _leaves("data", DataConfig) if k.startswith("data.hub")), "vocab.joint",
                  *_leaves("model.attention", AttentionConfig), *_leaves("model.decoder", DecoderConfig),
-                 "model.tie_output", "model.share_embeddings", "model.copy", "training.coverage_weight",
-                 "training.valid_metric", "training.teacher_forcing", "training.compile",
+                 "model.tie_output", "model.share_embeddings", "model.copy", "model.source_word_dropout",
+                 "training.coverage_weight", "training.valid_metric", "training.teacher_forcing", "training.compile",
                  *(k for k in _leaves("decoding", DecodingConfig) if k != "decoding.batch_size"))
 
 
@@ -154,7 +159,8 @@ _SEQ2SEQ_ONLY = ("data.src", "data.tgt", "data.max_source_length", "data.max_tar
 _LM_UNUSED = ("data.src", "data.tgt", "data.max_length", "data.max_source_length", "data.max_target_length",
               "data.long_lines", "data.empty_lines", *(k for k in _leaves("data", DataConfig) if k.startswith("data.hub")),
               "vocab.joint", *_leaves("model.encoder", EncoderConfig), *_leaves("model.attention", AttentionConfig),
-              "model.decoder.input_feeding", "model.decoder.init", "model.share_embeddings", "model.copy",
+              "model.decoder.input_feeding", "model.decoder.init", "model.decoder.type",
+              "model.decoder.output_dropout", "model.source_word_dropout", "model.share_embeddings", "model.copy",
               "training.coverage_weight", "training.valid_metric", "training.teacher_forcing", "training.batch_type",
               "training.batch_size", "training.compile", *_leaves("decoding", DecodingConfig))
 
@@ -165,7 +171,7 @@ _TAGGING_UNUSED = ("data.src", "data.tgt", "data.max_length", "data.max_source_l
                    "data.long_lines", "data.empty_lines", *(k for k in _leaves("data", DataConfig) if k.startswith("data.hub")),
                    *_leaves("vocab", VocabConfig), *_leaves("model.attention", AttentionConfig),
                    *_leaves("model.decoder", DecoderConfig), "model.tie_output", "model.share_embeddings", "model.copy",
-                   "training.coverage_weight", "training.valid_metric", "training.teacher_forcing", "training.compile",
+                   "model.source_word_dropout", "training.coverage_weight", "training.valid_metric", "training.teacher_forcing", "training.compile",
                    *(k for k in _leaves("decoding", DecodingConfig) if k != "decoding.batch_size"))
 
 

@@ -90,6 +90,50 @@ def test_tie_output_and_share_embeddings(make_model):
     assert n(plain) - n(tied) == 2 * 12 * 12
 
 
+def test_source_word_dropout_zeroes_whole_pieces_and_scales_the_rest(make_model):
+    """Training: each source piece's embedding is kept whole, times 1 / (1 - p), or zeroed whole
+    (one draw per piece, not per unit); evaluation: untouched."""
+    model = make_model(source_word_dropout=0.5)
+    batch = collate(SRC * 8, TGT * 8)
+    seen = []
+    model.encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    clean = model.src_embed(batch.src)  # (B, S, E)
+    model.train()
+    torch.manual_seed(0)
+    model.encode(batch.src, batch.src_lengths)
+    model.eval()
+    model.encode(batch.src, batch.src_lengths)
+    dropped, untouched = seen
+    assert torch.equal(untouched, clean)
+    kept = (dropped != 0).all(-1)  # (B, S): whole pieces kept ...
+    assert torch.equal(kept, (dropped != 0).any(-1))  # ... or whole pieces zeroed
+    real = batch.src != PAD
+    assert 0.3 < kept[real].float().mean().item() < 0.7
+    torch.testing.assert_close(dropped[kept], 2.0 * clean[kept])
+
+
+def test_output_dropout_is_on_the_output_layer_input_only(make_model):
+    """model.decoder.output_dropout drops units of the attentional vector where the output layer
+    reads it (scaled by 1 / (1 - p)); input feeding passes the undropped vector on."""
+    model = make_model(decoder={"output_dropout": 0.5})
+    batch = collate(SRC, TGT)
+    read, states = [], []
+    model.generator.register_forward_pre_hook(lambda module, args: read.append(args[0]))
+    model.decoder.register_forward_hook(lambda module, args, out: states.append(out[0]))
+    model.train()
+    torch.manual_seed(0)
+    model(batch)
+    att, given = states[0], read[0]  # (B, T, H) each
+    zeroed = given == 0
+    assert 0.3 < zeroed.float().mean().item() < 0.7 and not (att == 0).any()
+    torch.testing.assert_close(given[~zeroed], 2.0 * att[~zeroed])
+    model.eval()
+    read.clear()
+    states.clear()
+    model(batch)
+    assert torch.equal(read[0], states[0])
+
+
 def test_padding_embedding_starts_at_zero(make_model):
     model = make_model(deterministic=False)
     assert torch.all(model.src_embed.weight[PAD] == 0) and torch.all(model.tgt_embed.weight[PAD] == 0)
@@ -157,6 +201,8 @@ def test_torch_init_keeps_pytorch_defaults(make_model):
     {"encoder": {"num_layers": 5, "cell": "lstm"}, "decoder": {"num_layers": 1}},
     {"encoder": {"num_layers": 1, "bidirectional": False}, "decoder": {"num_layers": 3},
      "tie_output": True, "embedding_size": 12, "copy": True},
+    {"encoder": {"num_layers": 3}, "decoder": {"type": "conditional", "cell": "lstm"}, "tie_output": True,
+     "share_embeddings": True, "copy": True},
 ])
 def test_parameter_count_without_building_equals_the_built_model(make_model, section):
     from seq2seq.config import recipe_from_dict

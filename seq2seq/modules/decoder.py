@@ -1,5 +1,6 @@
 """Recurrent decoder with attention, optional input feeding and coverage, initial state from the
-encoder."""
+encoder; the Memory and DecoderState that every decoder (this one, seq2seq/modules/conditional.py)
+passes between its steps."""
 
 from __future__ import annotations
 
@@ -45,6 +46,20 @@ class DecoderState:
         return DecoderState(hidden, self.att_vector.index_select(0, index), coverage)
 
 
+def initial_hidden(encoder_final: torch.Tensor, init: str, bridge: nn.Linear | None, hidden_size: int,
+                   num_layers: int, cell: str) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """encoder_final (B, De) -> hidden (L, B, H), every layer started from the bridge tanh(W f + b),
+    from zeros, or ('last') from f itself; cells with a cell state get (h, zeros)."""
+    if init == "zero":
+        h = encoder_final.new_zeros(encoder_final.size(0), hidden_size)
+    elif init == "bridge":
+        h = torch.tanh(bridge(encoder_final))
+    else:  # "last": sizes checked by the recipe
+        h = encoder_final
+    hidden = h.unsqueeze(0).repeat(num_layers, 1, 1).contiguous()  # (L, B, H)
+    return (hidden, torch.zeros_like(hidden)) if cell in WITH_CELL_STATE else hidden
+
+
 class RecurrentDecoder(nn.Module):
     """Luong-style flow: RNN step, attend with the new top state, attentional vector
     h~ = tanh(W [h; context]) which feeds the output layer and (with input feeding) the next step.
@@ -61,6 +76,7 @@ class RecurrentDecoder(nn.Module):
         super().__init__()
         self.cell, self.hidden_size, self.num_layers = cell, hidden_size, num_layers
         self.input_feeding, self.init = input_feeding, init
+        self.output_size = hidden_size  # the attentional vector's, what the output layer reads
         input_size = embedding_size + (hidden_size if input_feeding else 0)
         self.rnn = RNN_CELLS[cell](input_size, hidden_size, num_layers, batch_first=True,
                                    dropout=dropout if num_layers > 1 else 0.0)
@@ -72,17 +88,9 @@ class RecurrentDecoder(nn.Module):
 
     def init_state(self, encoder_final: torch.Tensor) -> DecoderState:
         """encoder_final (B, De) -> state with every layer started from the bridge (or zeros)."""
-        batch = encoder_final.size(0)
-        if self.init == "zero":
-            h = encoder_final.new_zeros(batch, self.hidden_size)
-        elif self.init == "bridge":
-            h = torch.tanh(self.bridge(encoder_final))
-        else:  # "last": sizes checked by the recipe
-            h = encoder_final
-        hidden = h.unsqueeze(0).repeat(self.num_layers, 1, 1).contiguous()  # (L, B, H)
-        if self.cell in WITH_CELL_STATE:
-            hidden = (hidden, torch.zeros_like(hidden))
-        return DecoderState(hidden, h.new_zeros(batch, self.hidden_size))
+        hidden = initial_hidden(encoder_final, self.init, self.bridge, self.hidden_size, self.num_layers,
+                                self.cell)
+        return DecoderState(hidden, encoder_final.new_zeros(encoder_final.size(0), self.output_size))
 
     def _attend(self, outputs: torch.Tensor, memory: Memory,
                 coverage: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
