@@ -1,4 +1,5 @@
-"""The arithmetic of one recurrent step: nn.LSTM's, the peephole LSTM's and the working-memory LSTM's.
+"""The arithmetic of one recurrent step: nn.LSTM's, the peephole LSTM's, the working-memory LSTM's
+and nn.GRU's.
 
 A cell holds no parameters and no state. It tells the layer that runs it
 (seq2seq/modules/recurrence.py, `Recurrence`) what to register and how to step:
@@ -14,15 +15,29 @@ A cell holds no parameters and no state. It tells the layer that runs it
   state a tuple of (n, H) tensors -> the new state, whose first entry is the output h.
 
 `p` is one layer-direction's parameters by their short names (`weight_ih`, `peephole`, ...).
-A GRU fits the same slots: gates 3, state_size 1, `project` folding only the r and z parts of
+The GRU fits the same slots: gates 3, state_size 1, `project` folding only the r and z parts of
 `bias_hh` into the projection, `step` adding the n part inside r * (W_hn h + b_hn).
-Gate order is nn.LSTM's: input i, forget f, cell candidate g, output o.
+Gate order is nn.LSTM's (input i, forget f, cell candidate g, output o) and nn.GRU's (r, z, n).
+
+Under CPU bf16 autocast the layer hands `weights` and `project` parameters whose matrices
+(`weight_*`) it has cast to bf16; a step's matmuls go through `recurrent_matmul`, which then casts
+the fp32 state to bf16 for the matmul and adds its bf16 result to fp32, so the gate arithmetic and
+the state stay fp32.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+
+def recurrent_matmul(bias: torch.Tensor, state: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """bias + state @ weight: bias (n, K) or (K,), state (n, H) fp32, weight (H, K) -> (n, K) fp32.
+    One fused addmm when weight is fp32; when it is bf16 (the CPU bf16 path) the matmul runs in bf16
+    on the state cast to bf16, and the sum is taken in fp32 (torch's type promotion)."""
+    if weight.dtype == state.dtype:
+        return torch.addmm(bias, state, weight)
+    return bias + torch.mm(state.to(weight.dtype), weight)
 
 
 class LSTMCell:
@@ -46,7 +61,7 @@ class LSTMCell:
     def step(self, xg: torch.Tensor, state: tuple[torch.Tensor, ...],
              w: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         h, c = state  # (n, H) each
-        gates = torch.addmm(xg, h, w[0])  # (n, 4H): the one recurrent matmul
+        gates = recurrent_matmul(xg, h, w[0])  # (n, 4H): the one recurrent matmul
         i, f, g, o = gates.chunk(4, 1)
         c = torch.addcmul(torch.sigmoid(f) * c, torch.sigmoid(i), torch.tanh(g))
         return torch.sigmoid(o) * torch.tanh(c), c
@@ -76,7 +91,7 @@ class PeepholeLSTMCell(LSTMCell):
         h, c = state  # (n, H) each
         w_hh, peep_if, peep_o = w
         n, hidden = c.shape
-        gates = torch.addmm(xg, h, w_hh)  # (n, 4H)
+        gates = recurrent_matmul(xg, h, w_hh)  # (n, 4H)
         i_f = torch.sigmoid(torch.addcmul(gates[:, :2 * hidden].view(n, 2, hidden), peep_if,
                                           c.unsqueeze(1)))  # (n, 2, H): both gates at once
         c = torch.addcmul(i_f[:, 1] * c, i_f[:, 0], torch.tanh(gates[:, 2 * hidden:3 * hidden]))
@@ -111,10 +126,47 @@ class WorkingMemoryLSTMCell(LSTMCell):
         h, c = state  # (n, H) each
         w_hh, w_c_if, b_c_if, w_c_o, b_c_o = w
         hidden = c.size(1)
-        gates = torch.addmm(xg, h, w_hh)  # (n, 4H)
-        memory = torch.tanh(torch.addmm(b_c_if, c, w_c_if))  # (n, 2H): the old cell, for i and f
+        gates = recurrent_matmul(xg, h, w_hh)  # (n, 4H)
+        memory = torch.tanh(recurrent_matmul(b_c_if, c, w_c_if))  # (n, 2H): the old cell, for i and f
         i_f = torch.sigmoid(gates[:, :2 * hidden] + memory)  # (n, 2H)
         c = torch.addcmul(i_f[:, hidden:] * c, i_f[:, :hidden],
                           torch.tanh(gates[:, 2 * hidden:3 * hidden]))
-        o = torch.sigmoid(gates[:, 3 * hidden:] + torch.tanh(torch.addmm(b_c_o, c, w_c_o)))
+        o = torch.sigmoid(gates[:, 3 * hidden:] + torch.tanh(recurrent_matmul(b_c_o, c, w_c_o)))
         return o * torch.tanh(c), c
+
+
+class GRUCell:
+    """nn.GRU's step (Cho et al. 2014, as torch writes it):
+
+        r = sigmoid(W_ir x + b_ir + W_hr h + b_hr),  z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+        n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),  h' = (1 - z) * n + z * h
+
+    The r and z parts of bias_hh join the input projection; b_hn stays inside r * (...)."""
+
+    gates = 3
+    state_size = 1
+
+    def extra_shapes(self, hidden_size: int) -> dict[str, tuple[int, ...]]:
+        return {}
+
+    def project(self, x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
+        """x (..., I) -> (..., 3H): W_i x + b_i, plus b_hr and b_hz."""
+        b_hh = p["bias_hh"]
+        hidden = b_hh.size(0) // 3
+        return F.linear(x, p["weight_ih"], p["bias_ih"] + torch.cat([b_hh[:2 * hidden], b_hh.new_zeros(hidden)]))
+
+    def weights(self, p: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        b_hh = p["bias_hh"]
+        hidden = b_hh.size(0) // 3
+        b_hn = torch.cat([b_hh.new_zeros(2 * hidden), b_hh[2 * hidden:]])  # (3H,): b_hn alone
+        return p["weight_hh"].t(), b_hn  # (H, 3H), (3H,)
+
+    def step(self, xg: torch.Tensor, state: tuple[torch.Tensor, ...],
+             w: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor]:
+        (h,) = state  # (n, H)
+        w_hh, b_hn = w
+        hidden = h.size(1)
+        hg = recurrent_matmul(b_hn, h, w_hh)  # (n, 3H): W_h h, plus b_hn in the n part
+        r_z = torch.sigmoid(xg[:, :2 * hidden] + hg[:, :2 * hidden])  # (n, 2H)
+        n = torch.tanh(torch.addcmul(xg[:, 2 * hidden:], r_z[:, :hidden], hg[:, 2 * hidden:]))
+        return (torch.lerp(n, h, r_z[:, hidden:]),)  # n + z * (h - n)

@@ -1,4 +1,5 @@
-"""A recurrent layer over any cell of seq2seq/modules/cells.py, with nn.LSTM's interface.
+"""A recurrent layer over any cell of seq2seq/modules/cells.py, with nn.LSTM's interface; and `GRU`,
+nn.GRU that runs the same loop under CPU bf16 autocast.
 
 `Recurrence(cell, input_size, hidden_size, num_layers, batch_first, bidirectional, dropout)` is
 called as nn.LSTM is: `forward(x, hx) -> (outputs, h_n)` with x (B, T, I) (batch_first) or a
@@ -13,6 +14,18 @@ recurrent matmul and the fused gate arithmetic per step. Packed input is time-ma
 batch_sizes[t] rows at step t, longest first, so the rows that run at step t are always the first
 batch_sizes[t]: forward, the state sheds rows as sentences end; backward, it gains rows as
 sentences begin (at their last token), each from its own initial state.
+
+The loop is `recur`, a function of the cell and per-(layer, direction) parameters, so that it runs
+over parameters it does not own: `GRU`, nn.GRU with nn.GRU's parameters, runs it with GRUCell under
+CPU bf16 autocast (the one case where nn.GRU's own forward is not the one to use).
+
+Under CPU bf16 autocast (`cpu_bf16`: the only thing read of the precision) `recur` casts each
+layer-direction's matrices (`weight_*`) to bf16 once per call; the input projection of the whole
+sequence is one bf16 matmul (autocast's F.linear), converted to fp32 once; each step's recurrent
+matmul runs in bf16 on the state cast to bf16 (cells.recurrent_matmul); the gate arithmetic, the
+carried state and the final state are fp32; each layer's outputs are cast to bf16 once (what the
+next layer's projection and autocast's matmuls downstream read). Elsewhere everything is as the
+parameters' dtype (fp32) and no cast is made.
 """
 
 from __future__ import annotations
@@ -25,7 +38,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
+from seq2seq.modules.cells import GRUCell
+
 State = tuple[torch.Tensor, ...]  # (h,) or (h, c), each (n, H)
+Params = dict[str, torch.Tensor]  # one layer-direction's parameters by short name: weight_ih, ...
+
+
+def cpu_bf16(x: torch.Tensor) -> bool:
+    """Whether x is on the CPU inside a bf16 autocast region."""
+    return (x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16)
 
 
 class Recurrence(nn.Module):
@@ -69,86 +91,128 @@ class Recurrence(nn.Module):
                 hx: torch.Tensor | tuple[torch.Tensor, ...] | None = None):
         """input (B, T, I) (batch_first; else (T, B, I)) or packed -> outputs of the same layout
         with D*H features, and the final state (L*D, B, H) per state tensor, as nn.LSTM."""
+        params = [{key: getattr(self, name) for key, name in names.items()} for names in self._names]
+        return recur(self.cell, params, input, hx, self.hidden_size, self.bidirectional,
+                     self.batch_first, self.dropout if self.training else 0.0)
+
+
+def recur(cell, params: list[Params], input: torch.Tensor | PackedSequence,
+          hx: torch.Tensor | tuple[torch.Tensor, ...] | None, hidden_size: int, bidirectional: bool,
+          batch_first: bool, dropout: float = 0.0):
+    """Every layer and direction of `cell` over `input`, as nn.LSTM's forward: params[k] holds
+    layer k // D, direction k % D (D = 2 if bidirectional); `dropout` (0 outside training) goes on
+    every layer's outputs but the last's. input (B, T, I) (batch_first; else (T, B, I)) or packed
+    -> (outputs of the same layout with D*H features, the final state (L*D, B, H) per state
+    tensor: a tuple for cells with a cell state, else h alone)."""
+    num_directions = 2 if bidirectional else 1
+    num_layers = len(params) // num_directions
+    packed = isinstance(input, PackedSequence)
+    if packed:
+        x, sizes = input.data, input.batch_sizes.tolist()  # (N, I) time-major, rows per step
+        batch = sizes[0]
+    else:
+        if input.dim() != 3:
+            raise ValueError(f"a recurrence expects a 3-D input or a PackedSequence, got {tuple(input.shape)}")
+        x = input if batch_first else input.transpose(0, 1)  # (B, T, I)
+        batch = x.size(0)
+    bf16 = cpu_bf16(x)
+    state0 = _initial_state(cell, hx, (num_layers * num_directions, batch, hidden_size), x)
+    if bf16:
+        state0 = tuple(s.float() for s in state0)  # the carried state is fp32
+    if packed and input.sorted_indices is not None:  # hx is in the caller's order
+        state0 = tuple(s.index_select(1, input.sorted_indices) for s in state0)
+
+    finals: list[State] = []
+    for layer in range(num_layers):
+        outputs = []
+        for direction in range(num_directions):
+            index = layer * num_directions + direction
+            p = params[index]
+            if bf16:  # once per call, not per step
+                p = {key: v.to(torch.bfloat16) if key.startswith("weight") else v for key, v in p.items()}
+            xg = cell.project(x, p)  # (N, G*H) or (B, T, G*H): one matmul
+            if bf16:
+                xg = xg.float()  # autocast gave bf16; the gate arithmetic is fp32
+            steps = list(xg.split(sizes, 0)) if packed else list(xg.unbind(1))
+            run = _right_to_left if direction else _left_to_right
+            outs, final = run(cell, steps, tuple(s[index] for s in state0), cell.weights(p))
+            outputs.append(torch.cat(outs, 0) if packed else torch.stack(outs, 1))
+            finals.append(final)
+        x = outputs[0] if num_directions == 1 else torch.cat(outputs, -1)
+        if bf16:
+            x = x.to(torch.bfloat16)
+        if dropout > 0 and layer < num_layers - 1:
+            x = F.dropout(x, dropout, True)
+
+    h_n = tuple(torch.stack(parts, 0) for parts in zip(*finals))  # (L*D, B, H) each
+    if packed:
+        if input.unsorted_indices is not None:
+            h_n = tuple(s.index_select(1, input.unsorted_indices) for s in h_n)
+        output = PackedSequence(x, input.batch_sizes, input.sorted_indices, input.unsorted_indices)
+    else:
+        output = x if batch_first else x.transpose(0, 1)
+    return output, (h_n if cell.state_size > 1 else h_n[0])
+
+
+def _initial_state(cell, hx, shape: tuple[int, int, int], x: torch.Tensor) -> State:
+    """hx as nn.LSTM takes it ((h, c), or h for one-state cells, or None: zeros) -> a tuple of
+    tensors of `shape` (L*D, B, H)."""
+    if hx is None:
+        zeros = torch.zeros(shape, dtype=x.dtype, device=x.device)
+        return (zeros,) * cell.state_size
+    state = tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
+    if len(state) != cell.state_size:
+        raise ValueError(f"{type(cell).__name__} takes a state of {cell.state_size} tensor(s), got {len(state)}")
+    for s in state:
+        if tuple(s.shape) != shape:
+            raise ValueError(f"expected a hidden state of shape {shape}, got {tuple(s.shape)}")
+    return state
+
+
+def _left_to_right(cell, steps: list[torch.Tensor], state: State, w: tuple):
+    """steps: per time step (n_t, G*H), n_t not increasing; state (B, H) each -> outputs per step
+    (n_t, H), final state (B, H) each: every row's after its last token."""
+    outs, ended = [], []  # ended: the row blocks that stopped, in the order they stopped
+    for xg in steps:
+        n = xg.size(0)
+        if n < state[0].size(0):  # rows n.. have ended
+            ended.append(tuple(s[n:] for s in state))
+            state = tuple(s[:n] for s in state)
+        state = cell.step(xg, state, w)
+        outs.append(state[0])
+    ended.append(state)  # the longest rows, first in the batch
+    final = tuple(torch.cat(parts, 0) for parts in zip(*reversed(ended)))
+    return outs, final
+
+
+def _right_to_left(cell, steps: list[torch.Tensor], state0: State, w: tuple):
+    """Each row starting at its own last token from its initial state. Same arguments and results
+    as _left_to_right; the final state is every row's after its first token."""
+    outs = []
+    state = tuple(s[:steps[-1].size(0)] for s in state0)
+    for xg in reversed(steps):
+        n, running = xg.size(0), state[0].size(0)
+        if n > running:  # rows running.. begin here
+            state = tuple(torch.cat([s, s0[running:n]], 0) for s, s0 in zip(state, state0))
+        state = cell.step(xg, state, w)
+        outs.append(state[0])
+    outs.reverse()
+    return outs, state
+
+
+class GRU(nn.GRU):
+    """nn.GRU (same constructor, parameters, names and shapes, so weight files load either way),
+    whose forward under CPU bf16 autocast is `recur` with GRUCell over its own parameters: bf16
+    matmuls, fp32 gates and state, outputs in bf16 (see the module docstring). Everywhere else it
+    is nn.GRU's own forward (cuDNN on CUDA, ATen on the CPU), as it is for an unbatched 2-D input
+    and for bias=False, which GRUCell has no slot for."""
+
+    def forward(self, input: torch.Tensor | PackedSequence, hx: torch.Tensor | None = None):
         packed = isinstance(input, PackedSequence)
-        if packed:
-            x, sizes = input.data, input.batch_sizes.tolist()  # (N, I) time-major, rows per step
-            batch = sizes[0]
-        else:
-            if input.dim() != 3:
-                raise ValueError(f"Recurrence expects a 3-D input or a PackedSequence, got {tuple(input.shape)}")
-            x = input if self.batch_first else input.transpose(0, 1)  # (B, T, I)
-            batch = x.size(0)
-        state0 = self._initial_state(hx, batch, x)
-        if packed and input.sorted_indices is not None:  # hx is in the caller's order
-            state0 = tuple(s.index_select(1, input.sorted_indices) for s in state0)
-
-        finals: list[State] = []
-        for layer in range(self.num_layers):
-            outputs = []
-            for direction in range(self.num_directions):
-                index = layer * self.num_directions + direction
-                p = {key: getattr(self, name) for key, name in self._names[index].items()}
-                xg = self.cell.project(x, p)  # (N, G*H) or (B, T, G*H): one matmul
-                steps = list(xg.split(sizes, 0)) if packed else list(xg.unbind(1))
-                run = self._backward if direction else self._forward
-                outs, final = run(steps, tuple(s[index] for s in state0), self.cell.weights(p))
-                outputs.append(torch.cat(outs, 0) if packed else torch.stack(outs, 1))
-                finals.append(final)
-            x = outputs[0] if self.num_directions == 1 else torch.cat(outputs, -1)
-            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                x = F.dropout(x, self.dropout, True)
-
-        h_n = tuple(torch.stack(parts, 0) for parts in zip(*finals))  # (L*D, B, H) each
-        if packed:
-            if input.unsorted_indices is not None:
-                h_n = tuple(s.index_select(1, input.unsorted_indices) for s in h_n)
-            output = PackedSequence(x, input.batch_sizes, input.sorted_indices, input.unsorted_indices)
-        else:
-            output = x if self.batch_first else x.transpose(0, 1)
-        return output, (h_n if self.cell.state_size > 1 else h_n[0])
-
-    def _initial_state(self, hx, batch: int, x: torch.Tensor) -> State:
-        """hx as nn.LSTM takes it ((h, c), or h for one-state cells, or None: zeros) -> a tuple of
-        (L*D, B, H) tensors."""
-        shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
-        if hx is None:
-            zeros = torch.zeros(shape, dtype=x.dtype, device=x.device)
-            return (zeros,) * self.cell.state_size
-        state = tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
-        if len(state) != self.cell.state_size:
-            raise ValueError(f"{type(self.cell).__name__} takes a state of {self.cell.state_size} "
-                             f"tensor(s), got {len(state)}")
-        for s in state:
-            if tuple(s.shape) != shape:
-                raise ValueError(f"expected a hidden state of shape {shape}, got {tuple(s.shape)}")
-        return state
-
-    def _forward(self, steps: list[torch.Tensor], state: State, w: tuple):
-        """Left to right. steps: per time step (n_t, G*H), n_t not increasing; state (B, H) each
-        -> outputs per step (n_t, H), final state (B, H) each: every row's after its last token."""
-        outs, ended = [], []  # ended: the row blocks that stopped, in the order they stopped
-        for xg in steps:
-            n = xg.size(0)
-            if n < state[0].size(0):  # rows n.. have ended
-                ended.append(tuple(s[n:] for s in state))
-                state = tuple(s[:n] for s in state)
-            state = self.cell.step(xg, state, w)
-            outs.append(state[0])
-        ended.append(state)  # the longest rows, first in the batch
-        final = tuple(torch.cat(parts, 0) for parts in zip(*reversed(ended)))
-        return outs, final
-
-    def _backward(self, steps: list[torch.Tensor], state0: State, w: tuple):
-        """Right to left, each row starting at its own last token from its initial state.
-        Same arguments and results as _forward; the final state is every row's after its first
-        token."""
-        outs = []
-        state = tuple(s[:steps[-1].size(0)] for s in state0)
-        for xg in reversed(steps):
-            n, running = xg.size(0), state[0].size(0)
-            if n > running:  # rows running.. begin here
-                state = tuple(torch.cat([s, s0[running:n]], 0) for s, s0 in zip(state, state0))
-            state = self.cell.step(xg, state, w)
-            outs.append(state[0])
-        outs.reverse()
-        return outs, state
+        x = input.data if packed else input
+        if not (cpu_bf16(x) and self.bias and (packed or x.dim() == 3)):
+            return super().forward(input, hx)
+        # self._all_weights: per (layer, direction) the names weight_ih_l{k}{_reverse}, ...
+        params = [{name.rsplit("_l", 1)[0]: getattr(self, name) for name in names} for names in self._all_weights]
+        return recur(GRUCell(), params, input, hx, self.hidden_size, self.bidirectional, self.batch_first,
+                     self.dropout if self.training else 0.0)
