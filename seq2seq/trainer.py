@@ -304,12 +304,14 @@ class Trainer:
         cfg, p = self.cfg, self.progress
         self.model.to(self.device).train()
         with StopRequest() as request:
-            reason = None
+            reason = "patience" if 0 < cfg.patience <= p.bad_validations else None  # (resumed, had stopped)
             try:
                 while p.epoch < cfg.epochs and reason is None:
                     reason = self._train_epoch(request)
             finally:
                 self.step_log.close()
+            if reason == "patience" and self.world.is_main:
+                tqdm.write(self._early_stop_line())
             self.interrupted = request.signal if reason == "signal" and p.epoch < cfg.epochs else None
             validate = not self.interrupted and not p.validated  # the steps since the last validation
             if validate:
@@ -318,6 +320,15 @@ class Trainer:
                 self._save()
         settle(self._failure, self.world, self.device)
         return p
+
+    def _early_stop_line(self) -> str:
+        """Why the run ended before training.epochs, and which weights are where (nothing is restored)."""
+        p, cfg, name = self.progress, self.cfg, self.metric.name
+        best = (f"step {p.history[-1 - p.bad_validations]['step']} ({name} {p.best_score:.2f})"
+                if p.bad_validations < len(p.history) else "no step (no validation improved)")
+        return (f"early stop at step {p.step} (epoch {p.epoch} of {cfg.epochs}): {p.bad_validations} validations "
+                f"without a better {name} (training.patience {cfg.patience}); best.safetensors holds {best}, "
+                "the last checkpoint this step's weights")
 
     def _save(self) -> None:
         """A checkpoint: every rank takes part (their generators go in it), rank 0 writes it."""

@@ -78,3 +78,33 @@ def test_a_run_that_ends_on_a_validation_is_not_validated_twice(tmp_path, tiny_r
     train(recipe(tiny_recipe_dict, epochs=2, max_steps=4, validate_every=2), tmp_path / "m")
     log = [json.loads(line) for line in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log] == [2, 4]
+
+
+def test_patience_ends_the_run_keeps_the_best_and_restores_nothing(tmp_path, tiny_recipe_dict, monkeypatch, capsys):
+    """training.patience validations without gain end the run before training.epochs (the cap);
+    best.safetensors keeps the best step's weights and the last checkpoint the last step's (none
+    is copied over the other), the stop is said in one line, and --resume of the stopped run
+    trains nothing more."""
+    from seq2seq.trainer import Trainer
+    scores = {3: 1.0, 6: 3.0, 9: 2.0, 12: 2.5, 15: 9.0}  # the best at step 6, then no gain
+
+    def validate(self):
+        return {"valid_loss": 1.0, "valid_ppl": 2.7, "bleu": scores[self.progress.step], "signature": "-"}
+    monkeypatch.setattr(Trainer, "validate", validate)
+    run = recipe(tiny_recipe_dict, epochs=10, patience=2, keep_checkpoints=10)
+    trainer = train(run, tmp_path / "m")
+    assert trainer.progress.step == 12 and trainer.progress.epoch == 4  # 3 batches per epoch
+    log = [json.loads(line) for line in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()]
+    assert [(e["step"], e["best"]) for e in log] == [(3, True), (6, True), (9, False), (12, False)]
+    best = load_file(str(tmp_path / "m" / "best.safetensors"))
+    at_6 = load_file(str(tmp_path / "m" / "checkpoints" / "step_000000006" / "weights.safetensors"))
+    name, last = last_weights(tmp_path / "m")
+    assert name == "step_000000012"
+    assert all((best[k] == at_6[k]).all() for k in best)
+    assert any((best[k] != last[k]).any() for k in best)
+    out = capsys.readouterr().out
+    assert "early stop at step 12 (epoch 4 of 10): 2 validations without a better BLEU " \
+           "(training.patience 2); best.safetensors holds step 6 (BLEU 3.00)" in out
+    again = train(run, tmp_path / "m", resume=True)
+    assert again.progress.step == 12
+    assert len((tmp_path / "m" / "train_log.jsonl").read_text().splitlines()) == 4
