@@ -1,8 +1,8 @@
 """The arithmetic of one recurrent step: nn.LSTM's, the peephole LSTM's, the working-memory LSTM's
 and nn.GRU's.
 
-A cell holds no parameters and no state. It tells the layer that runs it
-(seq2seq/modules/recurrence.py, `Recurrence`) what to register and how to step:
+A cell holds no parameters and no state. It tells the loop that runs it (`recur` in
+seq2seq/modules/recurrence.py, for `Recurrence` and `GRU`) what to register and how to step:
 
 - `gates`: blocks of H rows in `weight_ih` (G*H, I), `weight_hh` (G*H, H), `bias_ih` and `bias_hh`
   (G*H,), the parameters every cell has, named and shaped as in nn.LSTM / nn.GRU;
@@ -19,10 +19,11 @@ The GRU fits the same slots: gates 3, state_size 1, `project` folding only the r
 `bias_hh` into the projection, `step` adding the n part inside r * (W_hn h + b_hn).
 Gate order is nn.LSTM's (input i, forget f, cell candidate g, output o) and nn.GRU's (r, z, n).
 
-Under CPU bf16 autocast the layer hands `weights` and `project` parameters whose matrices
-(`weight_*`) it has cast to bf16; a step's matmuls go through `recurrent_matmul`, which then casts
-the fp32 state to bf16 for the matmul and adds its bf16 result to fp32, so the gate arithmetic and
-the state stay fp32.
+Under CPU bf16 autocast the loop hands `weights` and `project` parameters whose matrices
+(`weight_*`) it has cast to bf16, the biases and peepholes left fp32: `project`'s F.linear is
+autocast's (input and bias cast to bf16 there), and a step's matmuls go through `recurrent_matmul`,
+which casts the fp32 state to bf16 for the matmul and adds its bf16 result in fp32, so the gate
+arithmetic and the state stay fp32.
 """
 
 from __future__ import annotations
