@@ -125,16 +125,20 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
     atomic_write(path, lambda p: save_model(model, str(p), metadata={"format": "pt"}))
 
 
-def load_weights(model: torch.nn.Module, path: Path) -> None:
+def load_weights(model: torch.nn.Module, path: Path, allow_missing: bool = False) -> list[str]:
+    """Every weight in the file must be one of the model's, and every weight of the model must be
+    in the file, unless `allow_missing`: those keep their values (--init-from's fresh weights) and
+    their names are returned."""
     if not path.is_file():
         raise UserError(f"{path}: weights file missing from the model directory")
     try:
         missing, unexpected = load_model(model, str(path), strict=False, device="cpu")
     except (SafetensorError, OSError, RuntimeError, ValueError) as e:
         raise UserError(f"{path}: corrupt or mismatched weights ({str(e).splitlines()[0]})") from None
-    if missing or unexpected:
+    if unexpected or (missing and not allow_missing):
         raise UserError(f"{path}: weights do not match the recipe's model (missing "
                         f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
+    return sorted(missing)
 
 
 # ---------------------------------------------------------------- trainer state

@@ -18,6 +18,7 @@ from seq2seq.data import check_no_empty_pairs, check_parallel, encode_pairs, loa
 from seq2seq.distributed import rank_zero_first, setup
 from seq2seq.errors import UserError
 from seq2seq.hub import hub_files, uses_hub
+from seq2seq.init_from import check_init_from, copy_vocabs, load_init_weights
 from seq2seq.model import build_model
 from seq2seq.trainer import Trainer
 from seq2seq.validation import Validation
@@ -82,14 +83,17 @@ def check_inputs(recipe: Recipe, model_dir: Path, resume: bool, overwrite: bool)
     return files
 
 
-def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool = False) -> Trainer:
+def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool = False,
+          init_from: Path | None = None) -> Trainer:
     """Train the recipe into `model_dir` (or continue the run there); under torchrun, one process
-    of a data-parallel run (rank 0 writes the model directory, the others read it).
+    of a data-parallel run (rank 0 writes the model directory, the others read it). `init_from`:
+    another run's model directory whose weights and vocabulary start this run (init_from.py).
 
     Inputs are checked, the vocabularies trained aside and the model built before anything is
     written; a run that fails before training leaves no new model directory behind.
     """
     from seq2seq.tasks import TASKS
+    source_meta = check_init_from(recipe, Path(init_from), resume) if init_from is not None else None
     if recipe.task in TASKS:  # classification: trained in its own room (seq2seq/tasks/)
         return TASKS[recipe.task].train(recipe, model_dir, resume=resume, overwrite=overwrite)
     model_dir = Path(model_dir)
@@ -106,6 +110,8 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
         with tempfile.TemporaryDirectory(prefix="seq2seq-vocab-") as staging, rank_zero_first(world, device):
             if resume:
                 src_vocab, tgt_vocab = _saved_vocabs(recipe, model_dir)
+            elif world.is_main and init_from is not None:  # its files, so that the ids agree
+                src_vocab, tgt_vocab = copy_vocabs(Path(init_from), Path(staging), recipe.vocab.joint, source_meta)
             elif world.is_main:
                 src_vocab, tgt_vocab = build_vocabs(train_src, train_tgt, Path(staging), recipe.vocab)
             else:
@@ -113,6 +119,8 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
             corpus = load_corpus(train_src, train_tgt, src_vocab, tgt_vocab, recipe.data,
                                  copy=recipe.model.copy, check=False)  # check_inputs compared them
             model = build_model(recipe.model, len(src_vocab), len(tgt_vocab), cfg.teacher_forcing)
+            if init_from is not None:
+                say(load_init_weights(model, Path(init_from)))
             if world.is_main and not resume:
                 src_vocab, tgt_vocab = _install_vocabs(Path(staging), model_dir, recipe, overwrite)
             if world.is_main:

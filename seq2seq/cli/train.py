@@ -1,4 +1,4 @@
-"""seq2seq-train RECIPE --model-dir DIR [key.path=value ...] [--resume | --overwrite]
+"""seq2seq-train RECIPE --model-dir DIR [key.path=value ...] [--resume | --overwrite] [--init-from MODEL_DIR]
 seq2seq-train RECIPE [key.path=value ...] --print KEY      (a resolved value, for scripts)
 
 Data-parallel on N GPUs or CPU processes: torchrun --nproc-per-node N -m seq2seq.cli.train ...
@@ -25,6 +25,10 @@ def parser() -> ArgumentParser:
     p.add_argument("--model-dir", help="where the model directory is written (required to train)")
     p.add_argument("--resume", action="store_true", help="continue the run in --model-dir")
     p.add_argument("--overwrite", action="store_true", help="replace the model in --model-dir")
+    p.add_argument("--init-from", metavar="MODEL_DIR",
+                   help="start from another run's weights (its best.safetensors) and vocabulary, with a "
+                        "fresh optimizer, step counter and schedule; the recipes' model and vocab sections "
+                        "must match, but for dropouts, init and added coverage or copy weights")
     p.add_argument("--print", metavar="KEY", dest="print_keys", action="append",
                    help="print the resolved recipe value at KEY (a list one item a line, a section "
                         "as JSON; repeat for more, in order) and exit without training, e.g. "
@@ -134,6 +138,8 @@ def main(argv) -> int:
         p.error("the following arguments are required: --model-dir")
     if not args.model_dir.strip():
         raise UserError("--model-dir: an empty path (an unset shell variable?)")
+    if args.init_from is not None and not args.init_from.strip():
+        raise UserError("--init-from: an empty path (an unset shell variable?)")
     from seq2seq.experiment import train
     from seq2seq.distributed import teardown
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 speaks
@@ -145,7 +151,8 @@ def main(argv) -> int:
         check_resume_keeps(recipe, model_dir)
     # rank 0 alone writes the directory (if it cannot lock it, torchrun ends the other ranks)
     with training_lock(model_dir) if main_process else contextlib.nullcontext():
-        trainer = train(recipe, model_dir, resume=args.resume, overwrite=args.overwrite)
+        trainer = train(recipe, model_dir, resume=args.resume, overwrite=args.overwrite,
+                        init_from=Path(args.init_from) if args.init_from is not None else None)
     teardown()  # (after an error: at exit, once every rank printed it; see distributed.setup)
     if not trainer.world.is_main:
         return 0
