@@ -3,7 +3,7 @@ checkpoints with the trainer state, and the atomic writes that every file goes t
 
     MODEL_DIR/
       recipe.json           the resolved recipe (every default written out)
-      meta.json             format version, vocabulary sizes, task
+      meta.json             format version, vocabulary sizes, task, the training precision used
       spm.model             (or spm_src.model + spm_tgt.model)
       best.safetensors      weights with the best validation score; what commands load
       checkpoints/step_N/   weights.safetensors, state.safetensors, state.json (for --resume)
@@ -89,12 +89,14 @@ def read_json(path: Path):
 
 
 def save_meta(model_dir: Path, recipe: Recipe, src_vocab_size: int, tgt_vocab_size: int,
-              task: str = "translation") -> None:
+              task: str = "translation", precision: str | None = None) -> None:
+    """recipe.json and meta.json; `precision`: what training.precision resolved to ('fp32' or
+    'bf16'), kept in meta.json as training_precision (None: not recorded)."""
     model_dir.mkdir(parents=True, exist_ok=True)
     write_json(model_dir / RECIPE, to_dict(recipe))
-    write_json(model_dir / META, {"format_version": FORMAT_VERSION, "task": task,
-                                          "src_vocab_size": src_vocab_size,
-                                          "tgt_vocab_size": tgt_vocab_size})
+    meta = {"format_version": FORMAT_VERSION, "task": task, "src_vocab_size": src_vocab_size,
+            "tgt_vocab_size": tgt_vocab_size}
+    write_json(model_dir / META, meta if precision is None else {**meta, "training_precision": precision})
 
 
 def load_meta(model_dir: Path) -> tuple[Recipe, dict]:

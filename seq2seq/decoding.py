@@ -6,7 +6,7 @@ An empty source is not searched (the model never saw an empty sentence): its one
 empty, with score 0 (log 1) and, when asked for, a (1, 0) attention matrix.
 
     hyps = decode_ids(model, [[5, 9, 7], [4]], recipe.decoding, device,
-                      autocast_on=recipe.training.autocast, beam_size=5, nbest=2)
+                      precision="fp32", beam_size=5, nbest=2)
     hyps[0][0].tokens, hyps[0][0].score   # the best hypothesis of the first source
 
 With `sampling` (seq2seq/sampling.py) each source gets `nbest` samples instead, source i drawing
@@ -28,13 +28,13 @@ from seq2seq.search import Hypothesis, beam_search, greedy_search, max_lengths
 
 
 def decode_ids(model, sources: list[list[int]], cfg: DecodingConfig, device: torch.device, *,
-               autocast_on: bool, beam_size: int | None = None, batch_size: int | None = None,
+               precision: str, beam_size: int | None = None, batch_size: int | None = None,
                nbest: int = 1, return_attention: bool = False, progress: bool = False,
                sampling: Sampling | None = None, first_index: int = 0) -> list[list[Hypothesis]]:
     """Search every non-empty source (id lists); `beam_size` and `batch_size` None take the
-    decoding section's; `autocast_on` is the recipe's training.autocast (bf16 on CUDA, as the
-    model was trained and validated). Returns up to `nbest` hypotheses per source, best first;
-    with `sampling`, `nbest` samples per source (the beam size is not used)."""
+    decoding section's; `precision`, resolved (seq2seq/device.py): 'fp32', 'bf16' (autocast) or
+    'int8' (a model from device.quantize_int8). Returns up to `nbest` hypotheses per source, best
+    first; with `sampling`, `nbest` samples per source (the beam size is not used)."""
     beam = beam_size or cfg.beam_size
     size = batch_size or cfg.batch_size
     if sampling is not None:
@@ -56,7 +56,7 @@ def decode_ids(model, sources: list[list[int]], cfg: DecodingConfig, device: tor
         limit = max_lengths(batch.src_lengths, cfg.max_length_ratio, cfg.max_length_offset)
         if cfg.max_length:
             limit = limit.clamp(max=cfg.max_length)
-        with autocast(device, autocast_on):
+        with autocast(device, precision):
             if sampling is not None:
                 hyps = sample_search(model, batch.src, batch.src_lengths, limit, sampling=sampling,
                                      generators=[sentence_generator(sampling.seed, first_index + i)

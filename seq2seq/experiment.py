@@ -15,6 +15,7 @@ from seq2seq.compiling import compile_decoder_step
 from seq2seq.config import Recipe, to_dict
 from seq2seq.batch import collate
 from seq2seq.data import check_no_empty_pairs, check_parallel, encode_pairs, load_corpus, read_lines
+from seq2seq.device import precision_line, resolve_precision
 from seq2seq.distributed import rank_zero_first, setup
 from seq2seq.errors import UserError
 from seq2seq.hub import hub_files, uses_hub
@@ -100,6 +101,7 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
     train_src, train_tgt, valid_src, valid_tgt = check_inputs(recipe, model_dir, resume, overwrite)
     cfg = recipe.training
     world, device = setup(cfg.device, cfg.dist_timeout_minutes)
+    precision = resolve_precision(cfg.precision, device)  # 'fp32' or 'bf16', as the Trainer resolves it
     say = tqdm.write if world.is_main else (lambda _: None)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -124,7 +126,7 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
             if world.is_main and not resume:
                 src_vocab, tgt_vocab = _install_vocabs(Path(staging), model_dir, recipe, overwrite)
             if world.is_main:
-                save_meta(model_dir, recipe, len(src_vocab), len(tgt_vocab), recipe.task)
+                save_meta(model_dir, recipe, len(src_vocab), len(tgt_vocab), recipe.task, precision)
     except BaseException:
         if created and world.is_main:
             shutil.rmtree(model_dir, ignore_errors=True)
@@ -136,9 +138,10 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
     n_params = sum(p.numel() for p in model.parameters())
     ranks = f" x {world.size} processes" if world.distributed else ""
     say(f"model: {n_params / 1e6:.2f}M parameters on {device}{ranks}")
+    say(precision_line(cfg.precision, device))
     if cfg.compile:
         probe = collate(*corpus.pairs(corpus.usable[:4])).to(device)
-        say(f"compile: decoder step {compile_decoder_step(model, probe, device, cfg.autocast)}")
+        say(f"compile: decoder step {compile_decoder_step(model, probe, device, precision)}")
     trainer = Trainer(model, recipe, model_dir, corpus=corpus, valid=valid, tgt_vocab=tgt_vocab, device=device,
                       world=world)
     if resume:

@@ -145,13 +145,17 @@ def _leaves(path: str, cls: type) -> list[str]:
     return [f"{path}.{f.name}" for f in dataclasses.fields(cls)]
 
 
-# what text classification leaves unused (decoding.batch_size sizes its batches too)
+_EVERY_TASK = ("decoding.batch_size", "decoding.precision")  # the decoding keys the task rooms use too
+
+
+# what text classification leaves unused (decoding.batch_size sizes its batches too, decoding.precision
+# is its inference precision as for every task)
 _SEQ2SEQ_ONLY = ("data.src", "data.tgt", "data.max_source_length", "data.max_target_length", "data.empty_lines",
                  *(k for k in _leaves("data", DataConfig) if k.startswith("data.hub")), "vocab.joint",
                  *_leaves("model.attention", AttentionConfig), *_leaves("model.decoder", DecoderConfig),
                  "model.tie_output", "model.share_embeddings", "model.copy", "model.source_word_dropout",
                  "training.coverage_weight", "training.valid_metric", "training.teacher_forcing", "training.compile",
-                 *(k for k in _leaves("decoding", DecodingConfig) if k != "decoding.batch_size"))
+                 *(k for k in _leaves("decoding", DecodingConfig) if k not in _EVERY_TASK))
 
 
 # what the language model leaves unused: its network is model.embedding_size, embedding_dropout,
@@ -162,7 +166,8 @@ _LM_UNUSED = ("data.src", "data.tgt", "data.max_length", "data.max_source_length
               "model.decoder.input_feeding", "model.decoder.init", "model.decoder.type",
               "model.decoder.output_dropout", "model.source_word_dropout", "model.share_embeddings", "model.copy",
               "training.coverage_weight", "training.valid_metric", "training.teacher_forcing", "training.batch_type",
-              "training.batch_size", "training.compile", *_leaves("decoding", DecodingConfig))
+              "training.batch_size", "training.compile",
+              *(k for k in _leaves("decoding", DecodingConfig) if k != "decoding.precision"))
 
 
 # what the tagger leaves unused: its words come from tagging.min_count (no sentencepiece), its sentences
@@ -172,7 +177,7 @@ _TAGGING_UNUSED = ("data.src", "data.tgt", "data.max_length", "data.max_source_l
                    *_leaves("vocab", VocabConfig), *_leaves("model.attention", AttentionConfig),
                    *_leaves("model.decoder", DecoderConfig), "model.tie_output", "model.share_embeddings", "model.copy",
                    "model.source_word_dropout", "training.coverage_weight", "training.valid_metric", "training.teacher_forcing", "training.compile",
-                   *(k for k in _leaves("decoding", DecodingConfig) if k != "decoding.batch_size"))
+                   *(k for k in _leaves("decoding", DecodingConfig) if k not in _EVERY_TASK))
 
 
 def _given(raw: Any, path: str = "") -> set[str]:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import re
+import sys
 import typing
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -106,10 +108,45 @@ def _build(cls: type, raw: Any, path: str, errors: list[str]) -> Any:
         else:
             values[key] = _coerce(value, tp, full, dict(fields[key].metadata), errors)
     return cls(**{k: v for k, v in values.items() if v is not None})
+
+
+_noted: set[str] = set()  # the notes said so far in this process
+
+
+def note_once(text: str) -> None:
+    """'note: TEXT' on stderr, once per process (under torchrun, by rank 0 alone)."""
+    if text not in _noted and os.environ.get("RANK", "0") == "0":
+        _noted.add(text)
+        print(f"note: {text}", file=sys.stderr)
+
+
+def _old_autocast(raw: Any, source: str, errors: list[str]) -> Any:
+    """`raw` with training.autocast, the old name of training.precision (older recipes and model
+    directories' recipe.json), read as today's key: true as 'auto', false as 'fp32', said once as a
+    note. A copy: `raw` itself is not changed."""
+    training = raw.get("training") if isinstance(raw, dict) else None
+    if not isinstance(training, dict) or "autocast" not in training:
+        return raw
+    old = training["autocast"]
+    training = {k: v for k, v in training.items() if k != "autocast"}
+    if not isinstance(old, bool):
+        errors.append(f"training.autocast: expected true or false, got {_show(old)} (the old name of "
+                      "training.precision: write training.precision: auto, fp32 or bf16)")
+    elif "precision" in training:
+        note_once(f"{source}: training.autocast (the old name of training.precision) is not used: "
+                  f"training.precision {_show(training['precision'])} is given")
+    else:
+        training["precision"] = "auto" if old else "fp32"
+        note_once(f"{source}: training.autocast: {str(old).lower()} is read as training.precision: "
+                  f"{training['precision']} (its new name)")
+    return {**raw, "training": training}
+
+
 def recipe_from_dict(raw: Any, source: str = "recipe", warn: Callable[[str], None] | None = None) -> Recipe:
     """Build and check a Recipe from plain data; all problems are reported together. Settings
     the recipe's choices leave unused, and likely slips, are passed to `warn`, one line each."""
     errors: list[str] = []
+    raw = _old_autocast(raw, source, errors)
     recipe = _build(Recipe, raw, "", errors)
     if not errors:
         _check(recipe, errors)

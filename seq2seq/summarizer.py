@@ -21,14 +21,14 @@ class Summarizer(Translator):
     """A Translator whose model was trained to summarise (meta.json task 'summarization')."""
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str = "auto",
-             weights: str | Path = BEST) -> "Summarizer":
+    def load(cls, model_dir: str | Path, device: str = "auto", weights: str | Path = BEST,
+             precision: str | None = None) -> "Summarizer":
         _, meta = load_meta(Path(model_dir))
         if meta.get("task") != "summarization":
             raise UserError(f"{model_dir}: not a summarisation model (meta.json task is "
                             f"{meta.get('task')!r}); use seq2seq-translate, or train a recipe with "
                             "task: summarization")
-        return super().load(model_dir, device, weights)
+        return super().load(model_dir, device, weights, precision)
 
     def summarize(self, documents: list[str], beam_size: int | None = None, *,
                   min_length: int | None = None, max_length: int | None = None,

@@ -32,7 +32,7 @@ from seq2seq.checkpoint import STEP_LOG, TRAIN_LOG
 from seq2seq.config import Recipe, TrainingConfig
 from seq2seq.curves import redraw_curves
 from seq2seq.data import Corpus, make_batches
-from seq2seq.device import autocast
+from seq2seq.device import autocast, resolve_precision
 from seq2seq.distributed import World, all_sum, broadcast, settle
 from seq2seq.errors import UserError
 from seq2seq.logs import JsonLines
@@ -79,6 +79,7 @@ class Trainer:
         self.ddp = torch.nn.parallel.DistributedDataParallel(model) if world.distributed else model
         self.model_dir, self.corpus, self.valid = model_dir, corpus, valid
         self.tgt_vocab, self.device = tgt_vocab, device
+        self.precision = resolve_precision(self.cfg.precision, device)  # 'fp32' or 'bf16' (autocast)
         self.metric = metric or VALID_METRICS[self.cfg.valid_metric]
         self.optimizer = build_optimizer(model.parameters(), self.cfg)
         self.scheduler = build_scheduler(self.optimizer, self.cfg, self.metric)
@@ -135,7 +136,7 @@ class Trainer:
     def batch_loss(self, batch: Batch) -> torch.Tensor:
         """The batch's summed teacher-forced loss (plus coverage loss), a scalar with gradient."""
         batch = batch.to(self.device)
-        with autocast(self.device, self.cfg.autocast):
+        with autocast(self.device, self.precision):
             logits, weights = self.ddp(batch)
         loss = sequence_nll(logits, batch.tgt_out, self.cfg.label_smoothing, batch.src,
                             len(self.tgt_vocab))  # (copy: smoothing over the own slots)
@@ -177,7 +178,7 @@ class Trainer:
 
     def validate(self) -> dict:
         return validate(self.model, self.valid, self.tgt_vocab, metric=self.metric,
-                        decoding=self.recipe.decoding, device=self.device, use_autocast=self.cfg.autocast)
+                        decoding=self.recipe.decoding, device=self.device, precision=self.precision)
 
     # ------------------------------------------------------------ loop
 

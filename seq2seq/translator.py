@@ -7,6 +7,7 @@
     [t] = translator.translate_full(["12/25/99"], beam_size=5, nbest=2, attention=True)
     t.source_pieces, t.hypotheses[0].text, t.hypotheses[0].score, t.hypotheses[0].attention
     translator.translate(["12/25/99"], sampling="topk:10", temperature=0.8, seed=1, nbest=4)
+    Translator.load("runs/demo", precision="int8")             # fp32, bf16, int8; default: the recipe's
 
 An empty or whitespace-only line is not searched: its output is empty (score 0).
 """
@@ -22,7 +23,7 @@ import torch
 from seq2seq.checkpoint import BEST, load_meta, load_weights
 from seq2seq.config import DecodingConfig, Recipe
 from seq2seq.decoding import decode_ids
-from seq2seq.device import resolve_device
+from seq2seq.device import for_decoding, resolve_device
 from seq2seq.errors import UserError
 from seq2seq.extended import cut_sources, decode_extended, encode_sources
 from seq2seq.model import Seq2Seq, build_model
@@ -50,17 +51,22 @@ class Translation:
 
 
 class Translator:
-    """A trained model with its vocabularies, ready to translate strings."""
+    """A trained model with its vocabularies, ready to translate strings. `precision`: 'auto',
+    'fp32', 'bf16' or 'int8' (seq2seq/device.py), None for the recipe's decoding.precision; with
+    int8 the translator decodes with a quantised copy of `model`."""
 
     def __init__(self, model: Seq2Seq, src_vocab: Vocab, tgt_vocab: Vocab, recipe: Recipe,
-                 device: torch.device):
+                 device: torch.device, precision: str | None = None):
+        model, self.precision = for_decoding(model, precision or recipe.decoding.precision, device,
+                                             "decoding.precision" if precision is None else "precision")
         self.model, self.src_vocab, self.tgt_vocab = model.eval(), src_vocab, tgt_vocab
         self.recipe, self.device = recipe, device
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str = "auto",
-             weights: str | Path = BEST) -> "Translator":
-        """`weights`: a bare file name is looked up in the model directory; a path is used as is."""
+    def load(cls, model_dir: str | Path, device: str = "auto", weights: str | Path = BEST,
+             precision: str | None = None) -> "Translator":
+        """`weights`: a bare file name is looked up in the model directory; a path is used as is.
+        `precision`: as the constructor's (None: the recipe's decoding.precision)."""
         model_dir = Path(model_dir)
         recipe, meta = load_meta(model_dir)
         src_vocab, tgt_vocab = load_vocabs(model_dir, recipe.vocab.joint, meta)
@@ -68,7 +74,7 @@ class Translator:
         weights = Path(weights)
         load_weights(model, weights if len(weights.parts) > 1 else model_dir / weights)
         dev = resolve_device(device, "device")
-        return cls(model.to(dev), src_vocab, tgt_vocab, recipe, dev)
+        return cls(model.to(dev), src_vocab, tgt_vocab, recipe, dev, precision)
 
     def encode(self, lines: list[str]) -> tuple[list[list[int]], list[list[str]] | None]:
         """Source ids, cut to data.max_source_length if the recipe sets one; with copy, extended
@@ -85,7 +91,7 @@ class Translator:
         """The search's hypotheses (ids, scores, attention) for each line (see translate_full)."""
         sources, _ = self.encode(lines)
         return decode_ids(self.model, sources, decoding or self.recipe.decoding, self.device,
-                          autocast_on=self.recipe.training.autocast, beam_size=beam_size,
+                          precision=self.precision, beam_size=beam_size,
                           batch_size=batch_size, nbest=nbest, return_attention=return_attention,
                           progress=progress)
 
@@ -109,7 +115,7 @@ class Translator:
         beam_size, plan = self._sampling_plan(sampling, beam_size, temperature, seed)
         sources, oovs = self.encode(lines)
         hyps = decode_ids(self.model, sources, decoding or self.recipe.decoding, self.device,
-                          autocast_on=self.recipe.training.autocast, beam_size=beam_size,
+                          precision=self.precision, beam_size=beam_size,
                           batch_size=batch_size, nbest=nbest, return_attention=attention,
                           progress=progress, sampling=plan, first_index=first_index)
         known = oovs if oovs is not None else [[] for _ in lines]

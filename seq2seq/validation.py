@@ -32,19 +32,19 @@ class Validation:
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, valid: Validation, tgt_vocab: Vocab, *, metric: Metric,
-             decoding: DecodingConfig, device: torch.device, use_autocast: bool = True) -> dict:
-    """{"valid_loss" (per target token), "valid_ppl", and the metric's fields}; the model is left
-    in the mode it was in."""
+             decoding: DecodingConfig, device: torch.device, precision: str) -> dict:
+    """{"valid_loss" (per target token), "valid_ppl", and the metric's fields}, the loss and the
+    greedy decoding in `precision` (training's, resolved); the model is left in the mode it was in."""
     was_training = model.training
     model.eval()
     total, ntok = 0.0, 0
     for start in range(0, len(valid.src), BATCH_SIZE):
         batch = collate(valid.src[start:start + BATCH_SIZE], valid.tgt[start:start + BATCH_SIZE]).to(device)
-        with autocast(device, use_autocast):
+        with autocast(device, precision):
             logits, _ = model(batch)
         total += float(sequence_nll(logits, batch.tgt_out))
         ntok += batch.num_tgt_tokens
-    hyps = decode_ids(model, valid.src, decoding, device, autocast_on=use_autocast, beam_size=1)
+    hyps = decode_ids(model, valid.src, decoding, device, precision=precision, beam_size=1)
     text = decode_extended(tgt_vocab, [h[0].tokens for h in hyps], valid.oovs)
     model.train(was_training)
     loss = total / max(ntok, 1)

@@ -21,7 +21,7 @@ def test_compiled_step_matches_the_eager_step(make_model):
     batch = _batch()
     eager_logits, eager_weights = model(batch)
     rng = torch.get_rng_state()
-    status = compile_decoder_step(model, batch, CPU, autocast_on=False)
+    status = compile_decoder_step(model, batch, CPU, precision="fp32")
     if status != "on":
         pytest.skip(f"torch.compile is not usable here: {status}")
     assert torch.equal(torch.get_rng_state(), rng)  # the probe left the run's random stream alone
@@ -42,6 +42,6 @@ def test_a_compiler_failure_falls_back_to_the_eager_step(make_model, monkeypatch
     model = make_model()
     batch = _batch()
     expected, _ = model(batch)
-    assert compile_decoder_step(model, batch, CPU) == "failed (RuntimeError: no C++ compiler found)"
+    assert compile_decoder_step(model, batch, CPU, "fp32") == "failed (RuntimeError: no C++ compiler found)"
     assert "step" not in vars(model.decoder)
     torch.testing.assert_close(model(batch)[0], expected)

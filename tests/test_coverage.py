@@ -101,11 +101,11 @@ SOURCES = [[4, 5, 6, 7, 8], [9, 4], [5, 5, 6, 7], [8, 9, 4, 5, 6, 7, 8]]
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_no_repeat_ngram_never_emits_a_repeated_ngram(repetitive_model, beam, n):
     cfg = DecodingConfig(beam_size=beam, nbest=beam, max_length_ratio=2.0, max_length_offset=4)
-    free = decode_ids(repetitive_model, SOURCES, cfg, torch.device("cpu"), autocast_on=False, nbest=beam)
+    free = decode_ids(repetitive_model, SOURCES, cfg, torch.device("cpu"), precision="fp32", nbest=beam)
     assert any(len(set(ngrams(h.tokens, n))) < len(ngrams(h.tokens, n)) for hs in free for h in hs)
     blocked_cfg = DecodingConfig(beam_size=beam, nbest=beam, max_length_ratio=2.0, max_length_offset=4,
                                  no_repeat_ngram_size=n)
-    blocked = decode_ids(repetitive_model, SOURCES, blocked_cfg, torch.device("cpu"), autocast_on=False,
+    blocked = decode_ids(repetitive_model, SOURCES, blocked_cfg, torch.device("cpu"), precision="fp32",
                          nbest=beam)
     for hs in blocked:
         for h in hs:
@@ -119,15 +119,15 @@ def test_min_and_max_length(repetitive_model, beam):
     with torch.no_grad():  # make EOS likely at once
         repetitive_model.generator.bias[EOS] += 30.0
     cpu = torch.device("cpu")
-    short = decode_ids(repetitive_model, SOURCES, DecodingConfig(beam_size=beam), cpu, autocast_on=False)
+    short = decode_ids(repetitive_model, SOURCES, DecodingConfig(beam_size=beam), cpu, precision="fp32")
     assert all(len(h[0].tokens) == 0 for h in short)
     longer = decode_ids(repetitive_model, SOURCES, DecodingConfig(beam_size=beam, min_length=3), cpu,
-                        autocast_on=False)
+                        precision="fp32")
     assert all(len(h[0].tokens) == 3 for h in longer)  # EOS as soon as it is allowed
     with torch.no_grad():
         repetitive_model.generator.bias[EOS] -= 60.0  # now EOS never wins: the cap decides
     capped = decode_ids(repetitive_model, SOURCES, DecodingConfig(beam_size=beam, max_length=4), cpu,
-                        autocast_on=False)
+                        precision="fp32")
     assert all(len(h[0].tokens) == 4 for h in capped)
 
 

@@ -142,7 +142,7 @@ def test_samples_do_not_depend_on_the_batch(random_model, scheme):
     sampling = parse_sampling(scheme, 1.5, 11)
 
     def run(sources, batch_size, first_index=0):
-        hyps = decode_ids(random_model, sources, cfg, CPU, autocast_on=False, batch_size=batch_size,
+        hyps = decode_ids(random_model, sources, cfg, CPU, precision="fp32", batch_size=batch_size,
                           nbest=3, sampling=sampling, first_index=first_index)
         return [[h.tokens for h in hs] for hs in hyps]
 

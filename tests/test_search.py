@@ -257,8 +257,8 @@ def test_score_is_the_teacher_forced_log_probability(random_model, beam):
 def test_batch_of_one_equals_batch_of_eight(random_model, beam):
     cfg = DecodingConfig(beam_size=beam, nbest=beam, max_length_ratio=1.5, max_length_offset=3)
     cpu = torch.device("cpu")
-    alone = decode_ids(random_model, SOURCES, cfg, cpu, autocast_on=False, batch_size=1, nbest=beam)
-    batched = decode_ids(random_model, SOURCES, cfg, cpu, autocast_on=False, batch_size=8, nbest=beam)
+    alone = decode_ids(random_model, SOURCES, cfg, cpu, precision="fp32", batch_size=1, nbest=beam)
+    batched = decode_ids(random_model, SOURCES, cfg, cpu, precision="fp32", batch_size=8, nbest=beam)
     assert all(len(h) == beam for h in batched)
     assert len({len(h.tokens) for hs in batched for h in hs}) > 2
     assert [[h.tokens for h in hs] for hs in alone] == [[h.tokens for h in hs] for hs in batched]
@@ -269,8 +269,8 @@ def test_batch_of_one_equals_batch_of_eight(random_model, beam):
 def test_decode_ids_keeps_input_order(random_model):
     cfg = DecodingConfig(beam_size=3, max_length_ratio=1.5, max_length_offset=3)
     cpu = torch.device("cpu")
-    forward = decode_ids(random_model, SOURCES, cfg, cpu, autocast_on=False, batch_size=3)
+    forward = decode_ids(random_model, SOURCES, cfg, cpu, precision="fp32", batch_size=3)
     random_model.train()
-    backward = decode_ids(random_model, SOURCES[::-1], cfg, cpu, autocast_on=False, batch_size=3)
+    backward = decode_ids(random_model, SOURCES[::-1], cfg, cpu, precision="fp32", batch_size=3)
     assert [h[0].tokens for h in forward] == [h[0].tokens for h in backward[::-1]]
     assert random_model.training  # the caller's mode is restored

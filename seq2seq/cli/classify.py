@@ -28,7 +28,7 @@ def main(argv) -> int:
     args = parser().parse_args(argv)
     check_sizes(args, ("batch_size",))
     from seq2seq.tasks.classification.classifier import Classifier, probability_line
-    classifier = Classifier.load(args.model_dir, args.device, args.weights)
+    classifier = Classifier.load(args.model_dir, args.device, args.weights, args.precision)
     texts = read_input(args.file, hint="give texts one per line on stdin or as a FILE argument")
     progress = len(texts) >= PROGRESS_FROM
     if args.probabilities:

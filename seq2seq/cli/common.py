@@ -90,6 +90,9 @@ def write_output(lines: list[str], path: str | None) -> None:
 def add_model_options(p) -> None:
     """The options every command that loads a model directory shares."""
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"],
+                   help="fp32; bf16 (autocast); int8 (dynamic quantisation, CPU only); auto: by device "
+                        "(seq2seq/device.py DECODING_AUTO); default: the recipe's decoding.precision")
     p.add_argument("--weights", default=BEST,
                    help="weights file: a name in MODEL_DIR or a path (e.g. an averaged checkpoint)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")

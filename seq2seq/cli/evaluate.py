@@ -48,7 +48,7 @@ def main(argv) -> int:
     from seq2seq.translator import Translator
     for ref in args.ref:
         check_parallel(Path(args.src), Path(ref))
-    translator = Translator.load(args.model_dir, args.device, args.weights)
+    translator = Translator.load(args.model_dir, args.device, args.weights, args.precision)
     if translator.recipe.decoding.nbest > 1:
         print(f"warning: decoding.nbest is {translator.recipe.decoding.nbest} in the model's recipe; "
               "seq2seq-evaluate scores the 1-best output", file=sys.stderr)

@@ -50,7 +50,7 @@ def main(argv) -> int:
               file=sys.stderr)
     from seq2seq.tasks.language_model.data import UNKNOWN
     from seq2seq.vocab import UNK
-    lm = LanguageModel.load(args.model_dir, args.device, args.weights)
+    lm = LanguageModel.load(args.model_dir, args.device, args.weights, args.precision)
     unknown = sorted({c for c in args.prefix if c != "\n" and UNK in lm.encode(c)})
     if unknown:
         print(f"warning: --prefix: {''.join(unknown)!r} not in the model's vocabulary; read as unknown "

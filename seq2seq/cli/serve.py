@@ -80,7 +80,7 @@ def main(argv) -> int:
     for _, d in models:
         if not Path(d).is_dir():
             raise UserError(f"{d}: not a model directory (no such directory)")
-    engines = [Engine.load(d, name, args.device, args.weights) for name, d in models]
+    engines = [Engine.load(d, name, args.device, args.weights, args.precision) for name, d in models]
     sock = listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"

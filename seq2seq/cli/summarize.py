@@ -40,7 +40,7 @@ def main(argv) -> int:
     check_sizes(args, ("min_length", "max_length", "no_repeat_ngram_size"), minimum=0)
     from seq2seq.summarizer import Summarizer
     choice = decoding_choice(args)  # its errors before the model loads
-    summarizer = Summarizer.load(args.model_dir, args.device, args.weights)
+    summarizer = Summarizer.load(args.model_dir, args.device, args.weights, args.precision)
     if summarizer.recipe.decoding.nbest > 1:
         print(f"warning: decoding.nbest is {summarizer.recipe.decoding.nbest} in the model's recipe; "
               "seq2seq-summarize writes one summary per document (the 1-best, or one sample)",

@@ -37,7 +37,7 @@ def main(argv) -> int:
     check_sizes(args, ("batch_size",))
     from seq2seq.tasks.tagging.data import parse_conll, read_conll
     from seq2seq.tasks.tagging.tagger import Tagger, conll_lines
-    tagger = Tagger.load(args.model_dir, args.device, args.weights)
+    tagger = Tagger.load(args.model_dir, args.device, args.weights, args.precision)
     if args.conll and args.file:
         sentences = read_conll(Path(args.file), None).words
     else:

@@ -61,7 +61,7 @@ def main(argv) -> int:
     check_sizes(args, ("beam_size", "batch_size", "nbest", "buffer_size"))
     from seq2seq.translator import Translator
     choice = decoding_choice(args)  # its errors before the model loads
-    translator = Translator.load(args.model_dir, args.device, args.weights)
+    translator = Translator.load(args.model_dir, args.device, args.weights, args.precision)
     decoding = translator.recipe.decoding
     beam, nbest = choice.get("beam_size") or decoding.beam_size, args.nbest or decoding.nbest
     if nbest > beam and "sampling" not in choice:

@@ -28,6 +28,7 @@ import torch
 
 from seq2seq.batch import collate
 from seq2seq.checkpoint import BEST, load_meta
+from seq2seq.device import autocast
 from seq2seq.summarizer import Summarizer
 from seq2seq.translator import Translation, Translator
 from seq2seq.vocab import UNK, Vocab
@@ -44,10 +45,10 @@ class Engine:
 
     @classmethod
     def load(cls, model_dir: str | Path, name: str | None = None, device: str = "auto",
-             weights: str | Path = BEST) -> "Engine":
+             weights: str | Path = BEST, precision: str | None = None) -> "Engine":
         _, meta = load_meta(Path(model_dir))
         task = meta.get("task", "translation")
-        return cls(name or Path(model_dir).name, task, TASKS[task].load(model_dir, device, weights))
+        return cls(name or Path(model_dir).name, task, TASKS[task].load(model_dir, device, weights, precision))
 
     @property
     def default_beam(self) -> int:
@@ -90,7 +91,7 @@ class Engine:
         if searched:
             outputs = [output_ids(t.tgt_vocab, found[i].hypotheses[k].pieces[:-1], oovs[i])
                        for i, k in searched]
-            p_gen = generation_probs(t.model, [sources[i] for i, _ in searched], outputs, t.device)
+            p_gen = generation_probs(t.model, [sources[i] for i, _ in searched], outputs, t.device, t.precision)
             for (i, k), p in zip(searched, p_gen):
                 probs[i][k] = p
         return probs
@@ -107,13 +108,15 @@ def output_ids(vocab: Vocab, pieces: list[str], oovs: list[str]) -> list[int]:
 
 @torch.no_grad()
 def generation_probs(model, sources: list[list[int]], outputs: list[list[int]],
-                     device: torch.device) -> list[list[float]]:
+                     device: torch.device, precision: str = "fp32") -> list[list[float]]:
     """p_gen of a pointer-generator at each step of each output (the EOS step included): one
-    teacher-forced pass, the gate's pre-sigmoid value caught by a forward hook."""
+    teacher-forced pass in the search's `precision`, the gate's pre-sigmoid value caught by a
+    forward hook."""
     caught = []
     hook = model.copy.gate.register_forward_hook(lambda module, args, out: caught.append(out))
     try:
-        model(collate(sources, outputs).to(device))
+        with autocast(device, precision):
+            model(collate(sources, outputs).to(device))
     finally:
         hook.remove()
     p_gen = torch.sigmoid(caught[0].float()).squeeze(-1).cpu()  # (B, T + 1)

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from seq2seq.config import TrainingConfig
-from seq2seq.device import resolve_device
+from seq2seq.device import precision_line, resolve_device
 from seq2seq.experiment import _resume_from_latest
 from seq2seq.trainer import Trainer
 
@@ -73,7 +74,9 @@ def model_line(model: torch.nn.Module, device: torch.device) -> str:
 
 
 def run_training(trainer: Trainer, model_dir: Path, resume: bool) -> Trainer:
-    """Train, after restoring the latest checkpoint of `model_dir` when resuming; the trainer."""
+    """Train, after restoring the latest checkpoint of `model_dir` when resuming; the trainer.
+    Says the training precision first."""
+    tqdm.write(precision_line(trainer.cfg.precision, trainer.device))
     if resume:
         _resume_from_latest(trainer, model_dir)
     trainer.train()

@@ -20,6 +20,7 @@ import torch
 
 from seq2seq.checkpoint import BEST, VOCAB_JOINT
 from seq2seq.config import Recipe
+from seq2seq.device import for_decoding
 from seq2seq.errors import UserError
 from seq2seq.tasks.classification.data import encode_texts, label_ids, load_labels, read_labelled
 from seq2seq.tasks.classification.metric import scores
@@ -31,15 +32,19 @@ DIGITS = 4  # probabilities in seq2seq-classify --probabilities lines are rounde
 
 
 class Classifier:
-    """A trained classifier with its vocabulary and class names, ready to classify strings."""
+    """A trained classifier with its vocabulary and class names, ready to classify strings.
+    `precision`: 'auto', 'fp32', 'bf16' or 'int8', None for the recipe's decoding.precision."""
 
     def __init__(self, model: TextClassifier, vocab: Vocab, labels: list[str], recipe: Recipe,
-                 device: torch.device):
+                 device: torch.device, precision: str | None = None):
+        model, self.precision = for_decoding(model, precision or recipe.decoding.precision, device,
+                                             "decoding.precision" if precision is None else "precision")
         self.model, self.vocab, self.labels = model.eval(), vocab, labels
         self.recipe, self.device = recipe, device
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str = "auto", weights: str | Path = BEST) -> "Classifier":
+    def load(cls, model_dir: str | Path, device: str = "auto", weights: str | Path = BEST,
+             precision: str | None = None) -> "Classifier":
         """`weights`: a bare file name is looked up in the model directory; a path is used as is."""
         model_dir, recipe, meta = open_task_dir(model_dir, "classification", "a classifier",
                                                 "use seq2seq-translate or seq2seq-summarize, or train a recipe "
@@ -51,7 +56,7 @@ class Classifier:
                             f"{meta['src_vocab_size']}; the model directory mixes files of different models")
         model = build_classifier(recipe.model, recipe.classification, len(vocab), len(labels))
         model, dev = load_task_weights(model, model_dir, weights, device)
-        return cls(model, vocab, labels, recipe, dev)
+        return cls(model, vocab, labels, recipe, dev, precision)
 
     def distributions(self, texts: list[str], *, batch_size: int | None = None,
                       progress: bool = False) -> list[torch.Tensor | None]:
@@ -59,7 +64,7 @@ class Classifier:
         kept = [i for i, t in enumerate(texts) if t.strip()]
         ids, _ = encode_texts(self.vocab, [texts[i] for i in kept], self.recipe.data.max_length)
         logits = class_logits(self.model, ids, batch_size or self.recipe.decoding.batch_size, self.device,
-                              self.recipe.training.autocast, progress)
+                              self.precision, progress)
         out: list[torch.Tensor | None] = [None] * len(texts)
         for i, row in zip(kept, logits.softmax(-1)):
             out[i] = row
@@ -98,7 +103,7 @@ def evaluate(args) -> int:
                         f"got {len(args.ref)}")
     check_sizes(args, ("batch_size",))
     examples = read_labelled(Path(args.src), Path(args.ref[0]))
-    classifier = Classifier.load(args.model_dir, args.device, args.weights)
+    classifier = Classifier.load(args.model_dir, args.device, args.weights, args.precision)
     label_ids(examples, classifier.labels)  # a class the model does not know: an error naming its line
     predicted = classifier.classify(examples.texts, batch_size=args.batch_size, progress=len(examples.texts) > 500)
     if args.output:

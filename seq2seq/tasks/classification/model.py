@@ -102,9 +102,10 @@ def build_classifier(cfg: ModelConfig, task: ClassificationConfig, vocab_size: i
 
 @torch.no_grad()
 def class_logits(model: TextClassifier, ids: list[list[int]], batch_size: int, device: torch.device,
-                 use_autocast: bool = True, progress: bool = False) -> torch.Tensor:
+                 precision: str = "fp32", progress: bool = False) -> torch.Tensor:
     """Logits (N, C) of texts given as piece ids, run in batches of similar length (little
-    padding) and returned in the order given; the model is left in the mode it was in."""
+    padding) in `precision` (resolved: seq2seq/device.py) and returned in the order given; the
+    model is left in the mode it was in."""
     was_training = model.training
     model.eval()
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
@@ -113,7 +114,7 @@ def class_logits(model: TextClassifier, ids: list[list[int]], batch_size: int, d
                       leave=False):
         chunk = order[start:start + batch_size]
         batch = collate([ids[i] for i in chunk]).to(device)
-        with autocast(device, use_autocast):
+        with autocast(device, precision):
             logits = model(batch.src, batch.src_lengths)
         out[chunk] = logits.float().cpu()
     model.train(was_training)

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from seq2seq.checkpoint import VOCAB_JOINT, atomic_write, clear_model_dir, load_meta, save_meta
 from seq2seq.config import Recipe, to_dict
-from seq2seq.device import autocast
+from seq2seq.device import autocast, resolve_precision
 from seq2seq.errors import UserError
 from seq2seq.experiment import check_model_dir
 from seq2seq.tasks.classification.data import (LABELS, Examples, TextSet, label_ids, load_labels, read_split,
@@ -55,7 +55,7 @@ class ClassificationTrainer(TaskTrainer):
         """Summed (label-smoothed) cross-entropy of a batch of texts."""
         batch, labels = self.corpus.batch(indices)
         batch = batch.to(self.device)
-        with autocast(self.device, self.cfg.autocast):
+        with autocast(self.device, self.precision):
             logits = self.ddp(batch.src, batch.src_lengths)  # (B, C)
         loss = F.cross_entropy(logits.float(), labels.to(self.device), label_smoothing=self.cfg.label_smoothing,
                                reduction="sum")
@@ -64,7 +64,7 @@ class ClassificationTrainer(TaskTrainer):
     def validate(self) -> dict:
         """{"valid_loss" (per text), "valid_ppl", "accuracy", "macro_f1"}."""
         logits = class_logits(self.model, self.valid.ids, self.recipe.decoding.batch_size, self.device,
-                              self.cfg.autocast)
+                              self.precision)
         loss = float(F.cross_entropy(logits, self.valid.labels))
         predicted = [self.labels[i] for i in logits.argmax(-1).tolist()]
         gold = [self.labels[i] for i in self.valid.labels.tolist()]
@@ -143,7 +143,8 @@ def train(recipe: Recipe, model_dir: Path, *, resume: bool = False, overwrite: b
             model = build_classifier(recipe.model, recipe.classification, len(vocab), len(labels))
             if not resume:
                 vocab = _install(staging, model_dir, labels, overwrite)
-            save_meta(model_dir, recipe, len(vocab), len(labels), recipe.task)
+            save_meta(model_dir, recipe, len(vocab), len(labels), recipe.task,
+                      resolve_precision(recipe.training.precision, device))
     tqdm.write(corpus.report(data.max_length, skip))
     tqdm.write(f"classes: {len(labels)} ({', '.join(labels)}); {len(valid.ids)} validation texts")
     tqdm.write(model_line(model, device))

@@ -24,7 +24,7 @@ import torch
 
 from seq2seq.checkpoint import BEST
 from seq2seq.config import Recipe
-from seq2seq.device import autocast
+from seq2seq.device import autocast, for_decoding
 from seq2seq.errors import UserError
 from seq2seq.sampling import Sampling, draw, filter_log_probs, parse_sampling, sentence_generator
 from seq2seq.tasks.language_model.data import cut_rows, decode_units, encode_text, pad_rows, read_text, stream
@@ -52,9 +52,10 @@ def parse_scheme(scheme: str, temperature: float | None = None, seed: int | None
 
 @torch.no_grad()
 def generate_units(model: RecurrentLanguageModel, context: list[int], length: int, sampling: Sampling | None,
-                   num_samples: int, device: torch.device, use_autocast: bool = True) -> list[list[int]]:
+                   num_samples: int, device: torch.device, precision: str = "fp32") -> list[list[int]]:
     """`num_samples` continuations of `length` units after the units `context` (non-empty), each
-    unit the argmax (sampling None) or drawn from filter_log_probs of the model's distribution."""
+    unit the argmax (sampling None) or drawn from filter_log_probs of the model's distribution;
+    in `precision` (resolved: seq2seq/device.py)."""
     was_training = model.training
     model.eval()
     if sampling is not None:  # (num_samples, length): sample j's from its own generator
@@ -63,7 +64,7 @@ def generate_units(model: RecurrentLanguageModel, context: list[int], length: in
     x = torch.tensor([context], device=device).expand(num_samples, -1)  # (N, C)
     state, out = None, []
     for t in range(length):
-        with autocast(device, use_autocast):
+        with autocast(device, precision):
             logits, state = model(x, state)  # (N, t, V)
         scores = logits[:, -1].float()
         scores[:, [PAD, BOS]] = float("-inf")
@@ -78,20 +79,25 @@ def generate_units(model: RecurrentLanguageModel, context: list[int], length: in
 
 
 class LanguageModel:
-    """A trained language model with its vocabulary, ready to generate and score text."""
+    """A trained language model with its vocabulary, ready to generate and score text.
+    `precision`: 'auto', 'fp32', 'bf16' or 'int8', None for the recipe's decoding.precision."""
 
-    def __init__(self, model: RecurrentLanguageModel, vocab: Vocab, recipe: Recipe, device: torch.device):
+    def __init__(self, model: RecurrentLanguageModel, vocab: Vocab, recipe: Recipe, device: torch.device,
+                 precision: str | None = None):
+        model, self.precision = for_decoding(model, precision or recipe.decoding.precision, device,
+                                             "decoding.precision" if precision is None else "precision")
         self.model, self.vocab, self.recipe, self.device = model.eval(), vocab, recipe, device
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str = "auto", weights: str | Path = BEST) -> "LanguageModel":
+    def load(cls, model_dir: str | Path, device: str = "auto", weights: str | Path = BEST,
+             precision: str | None = None) -> "LanguageModel":
         """`weights`: a bare file name is looked up in the model directory; a path is used as is."""
         model_dir, recipe, meta = open_task_dir(model_dir, "language_model", "a language model",
                                                 "train a recipe with task: language_model")
         vocab = load_vocabs(model_dir, True, meta)[0]
         model = build_language_model(recipe.model, len(vocab))
         model, dev = load_task_weights(model, model_dir, weights, device)
-        return cls(model, vocab, recipe, dev)
+        return cls(model, vocab, recipe, dev, precision)
 
     def encode(self, text: str) -> list[int]:
         """The units of a text (seq2seq/tasks/language_model/data.py: a newline is EOS)."""
@@ -109,7 +115,7 @@ class LanguageModel:
         plan = parse_scheme(sampling, temperature, seed)
         context = stream(self.encode(prefix)).tolist()  # EOS (the start) + the prefix's units
         units = generate_units(self.model, context, length, plan, num_samples, self.device,
-                               self.recipe.training.autocast)
+                               self.precision)
         texts = [decode_units(self.vocab, u) for u in units]
         return texts[0] if num_samples == 1 else texts
 
@@ -143,7 +149,7 @@ class LanguageModel:
 
     def _nats(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return row_nats(self.model, inputs, targets, self.recipe.language_model.bptt_length, self.device,
-                        self.recipe.training.autocast)
+                        self.precision)
 
 
 def evaluate(args) -> int:
@@ -158,7 +164,7 @@ def evaluate(args) -> int:
                         f"character; not with {', '.join(given)} (for translation, summarisation and classification)")
     check_sizes(args, ("batch_size",))
     text = read_text(Path(args.src))
-    lm = LanguageModel.load(args.model_dir, args.device, args.weights)
+    lm = LanguageModel.load(args.model_dir, args.device, args.weights, args.precision)
     result = lm.score_text(text, streams=args.batch_size)
     rounded = {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}
     print(json.dumps(rounded) if args.json else

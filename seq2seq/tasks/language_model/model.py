@@ -62,11 +62,12 @@ def build_language_model(cfg: ModelConfig, vocab_size: int) -> RecurrentLanguage
 
 @torch.no_grad()
 def row_nats(model: RecurrentLanguageModel, inputs: torch.Tensor, targets: torch.Tensor, bptt: int,
-             device: torch.device, use_autocast: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+             device: torch.device, precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
     """Each row's summed negative log-likelihood (nats) of its targets and how many it has (PAD
     targets do not count): inputs, targets (R, T) -> (R,) float64, (R,) int64. Rows are run in
     segments of `bptt` units, the state carried from each to the next: the same sums as one pass
-    over the whole row, in bounded memory. The model is left in the mode it was in."""
+    over the whole row, in bounded memory; in `precision` (resolved: seq2seq/device.py). The model
+    is left in the mode it was in."""
     was_training = model.training
     model.eval()
     nats = torch.zeros(inputs.size(0), dtype=torch.float64)
@@ -74,7 +75,7 @@ def row_nats(model: RecurrentLanguageModel, inputs: torch.Tensor, targets: torch
     for start in range(0, inputs.size(1), bptt):
         x = inputs[:, start:start + bptt].to(device)  # (R, t)
         y = targets[:, start:start + bptt].to(device)
-        with autocast(device, use_autocast):
+        with autocast(device, precision):
             logits, state = model(x, state)  # (R, t, V)
         loss = F.cross_entropy(logits.float().transpose(1, 2), y, ignore_index=PAD, reduction="none")  # (R, t)
         nats += loss.double().sum(1).cpu()

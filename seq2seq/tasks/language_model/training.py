@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from seq2seq.checkpoint import VOCAB_JOINT, load_meta, save_meta
 from seq2seq.config import Recipe, to_dict
-from seq2seq.device import autocast
+from seq2seq.device import autocast, resolve_precision
 from seq2seq.errors import UserError
 from seq2seq.experiment import _install_vocabs, check_model_dir
 from seq2seq.tasks.language_model.data import (BATCHING, cut_rows, encode_text, read_text, stream, text_file)
@@ -68,7 +68,7 @@ class LanguageModelTrainer(TaskTrainer):
         """Summed cross-entropy of a segment (carrying the state on) or a batch of windows."""
         x, y = self.corpus.batch(indices)
         state = self._carried() if self.carries and indices[0] > 0 else None  # segment 0: zeros
-        with autocast(self.device, self.cfg.autocast):
+        with autocast(self.device, self.precision):
             logits, state = self.model(x.to(self.device), state)  # (B, T, V)
         if self.carries:
             self.state.extra["carried"] = list(detach(state)) if isinstance(state, tuple) else [detach(state)]
@@ -93,7 +93,7 @@ class LanguageModelTrainer(TaskTrainer):
     def validate(self) -> dict:
         """{"valid_loss" (nats per unit), "valid_ppl", "bpc", "nats_per_char", "units", "characters"}."""
         nats, units = row_nats(self.model, self.valid.inputs, self.valid.targets, self.recipe.language_model.bptt_length,
-                               self.device, self.cfg.autocast)
+                               self.device, self.precision)
         return self.metric.compute(float(nats.sum()), int(units.sum()), self.valid.characters)
 
 
@@ -153,7 +153,8 @@ def train(recipe: Recipe, model_dir: Path, *, resume: bool = False, overwrite: b
             if not resume:  # (one vocabulary, spm.model, whatever the unused vocab.joint says)
                 one = dataclasses.replace(recipe, vocab=dataclasses.replace(recipe.vocab, joint=True))
                 vocab = _install_vocabs(staging, model_dir, one, overwrite)[0]
-            save_meta(model_dir, recipe, len(vocab), len(vocab), recipe.task)
+            save_meta(model_dir, recipe, len(vocab), len(vocab), recipe.task,
+                      resolve_precision(recipe.training.precision, device))
     tqdm.write(f"data: {len(units):,} training units ({len(train_text):,} characters), {len(vocab)} in the "
                f"vocabulary; {corpus.report()}")
     unknown = valid_units.count(UNK)

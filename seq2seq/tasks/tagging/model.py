@@ -101,11 +101,12 @@ def build_tagger(cfg: ModelConfig, task: TaggingConfig, num_words: int, num_char
 
 
 @torch.no_grad()
-def predict(model: SequenceTagger, data, batch_size: int, device: torch.device, use_autocast: bool = True,
+def predict(model: SequenceTagger, data, batch_size: int, device: torch.device, precision: str = "fp32",
             progress: bool = False) -> tuple[list[list[int]], float, int]:
     """Tag ids of every sentence of `data` (a TaggedSet), in its order, run in batches of
-    `batch_size` sentences of similar length; with the summed loss and the tokens when `data`
-    holds tags (else nan and 0). The model is left in the mode it was in."""
+    `batch_size` sentences of similar length, in `precision` (resolved: seq2seq/device.py); with
+    the summed loss and the tokens when `data` holds tags (else nan and 0). The model is left in
+    the mode it was in."""
     was_training = model.training
     model.eval()
     order = sorted(range(len(data.words)), key=lambda i: len(data.words[i]))
@@ -115,7 +116,7 @@ def predict(model: SequenceTagger, data, batch_size: int, device: torch.device, 
                       leave=False):
         chunk = order[start:start + batch_size]
         batch = data.batch(chunk).to(device)
-        with autocast(device, use_autocast):
+        with autocast(device, precision):
             scores = model(batch)
         scores = scores.float()
         for i, tags in zip(chunk, model.decode(scores, batch)):

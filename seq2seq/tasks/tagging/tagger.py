@@ -20,6 +20,7 @@ import torch
 
 from seq2seq.checkpoint import BEST
 from seq2seq.config import Recipe
+from seq2seq.device import for_decoding
 from seq2seq.errors import UserError
 from seq2seq.tasks.loading import load_task_weights, open_task_dir
 from seq2seq.tasks.tagging.data import Sentences, TaggedSet, check_known, read_conll
@@ -30,19 +31,24 @@ from seq2seq.tasks.tagging.vocab import Vocabularies
 
 
 class Tagger:
-    """A trained tagger with its vocabularies, ready to tag lists of tokens."""
+    """A trained tagger with its vocabularies, ready to tag lists of tokens. `precision`: 'auto',
+    'fp32', 'bf16' or 'int8', None for the recipe's decoding.precision."""
 
-    def __init__(self, model: SequenceTagger, vocab: Vocabularies, recipe: Recipe, device: torch.device):
+    def __init__(self, model: SequenceTagger, vocab: Vocabularies, recipe: Recipe, device: torch.device,
+                 precision: str | None = None):
+        model, self.precision = for_decoding(model, precision or recipe.decoding.precision, device,
+                                             "decoding.precision" if precision is None else "precision")
         self.model, self.vocab, self.recipe, self.device = model.eval(), vocab, recipe, device
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str = "auto", weights: str | Path = BEST) -> "Tagger":
+    def load(cls, model_dir: str | Path, device: str = "auto", weights: str | Path = BEST,
+             precision: str | None = None) -> "Tagger":
         """`weights`: a bare file name is looked up in the model directory; a path is used as is."""
         model_dir, recipe, meta = open_task_dir(model_dir, "tagging", "a tagger", "train a recipe with task: tagging")
         vocab = Vocabularies.load(model_dir, meta["src_vocab_size"], meta["tgt_vocab_size"])
         model = build_tagger(recipe.model, recipe.tagging, len(vocab.words), len(vocab.chars), len(vocab.tags))
         model, dev = load_task_weights(model, model_dir, weights, device)
-        return cls(model, vocab, recipe, dev)
+        return cls(model, vocab, recipe, dev, precision)
 
     def tag(self, sentences: list[list[str]], *, batch_size: int | None = None,
             progress: bool = False) -> list[list[str]]:
@@ -54,7 +60,7 @@ class Tagger:
         data = TaggedSet.build(Sentences(Path("<input>"), [list(sentences[i]) for i in kept], None, []),
                                self.vocab, self.recipe.tagging.scheme)
         ids, _, _ = predict(self.model, data, batch_size or self.recipe.decoding.batch_size, self.device,
-                            self.recipe.training.autocast, progress)
+                            self.precision, progress)
         out: list[list[str]] = [[] for _ in sentences]
         for i, row in zip(kept, ids):
             out[i] = convert([self.vocab.tags[t] for t in row], self.recipe.tagging.scheme, "iob2")
@@ -80,7 +86,7 @@ def evaluate(args) -> int:
         raise UserError(f"{args.model_dir}: a tagger is scored on --src alone (a CoNLL file holding the gold tags) "
                         "by entity F1; --ref, --beam-size and --metric apply to translation and summarisation")
     check_sizes(args, ("batch_size",))
-    tagger = Tagger.load(args.model_dir, args.device, args.weights)
+    tagger = Tagger.load(args.model_dir, args.device, args.weights, args.precision)
     t = tagger.recipe.tagging
     gold = read_conll(Path(args.src), t.tag_column, t.file_scheme)
     check_known(gold, tagger.vocab)  # an entity type the model does not know: an error naming its line

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from seq2seq.checkpoint import clear_model_dir, load_meta, save_meta
 from seq2seq.config import Recipe, to_dict
-from seq2seq.device import autocast
+from seq2seq.device import autocast, resolve_precision
 from seq2seq.errors import UserError
 from seq2seq.experiment import check_model_dir
 from seq2seq.tasks.tagging.data import Sentences, TaggedSet, check_known, read_conll, split_file
@@ -48,7 +48,7 @@ class TaggingTrainer(TaskTrainer):
 
     def batch_loss(self, indices: np.ndarray) -> torch.Tensor:
         batch = self.corpus.batch(indices).to(self.device)
-        with autocast(self.device, self.cfg.autocast):
+        with autocast(self.device, self.precision):
             scores = self.ddp(batch)  # (B, S, K)
         return self.model.loss(scores.float(), batch)
 
@@ -56,7 +56,7 @@ class TaggingTrainer(TaskTrainer):
         """{"valid_loss" (per token), "valid_ppl", "precision", "recall", "f1", "token_accuracy"}."""
         valid, scheme = self.valid, self.recipe.tagging.scheme
         ids, loss, tokens = predict(self.model, valid, self.recipe.decoding.batch_size, self.device,
-                                    self.cfg.autocast)
+                                    self.precision)
         predicted = [convert([valid.vocab.tags[i] for i in s], scheme, "iob2") for s in ids]
         gold = [convert(t, scheme, "iob2") for t in valid.tags]
         loss /= tokens
@@ -110,7 +110,8 @@ def train(recipe: Recipe, model_dir: Path, *, resume: bool = False, overwrite: b
                 (model_dir / VOCAB).unlink(missing_ok=True)
             model_dir.mkdir(parents=True, exist_ok=True)
             vocab.save(model_dir)
-        save_meta(model_dir, recipe, len(vocab.words), len(vocab.tags), recipe.task)
+        save_meta(model_dir, recipe, len(vocab.words), len(vocab.tags), recipe.task,
+                  resolve_precision(cfg.precision, device))
     corpus, valid = TaggedSet.build(train_s, vocab, t.scheme), TaggedSet.build(valid_s, vocab, t.scheme)
     for note in (train_s.report(t.file_scheme), valid_s.report(t.file_scheme)):
         if note:
