@@ -141,3 +141,37 @@ def test_recipe_rules_of_the_conditional_decoder():
     recipe_from_dict({"task": "language_model", "model": {"decoder": {"type": "conditional", "num_layers": 2}}},
                      warn=notes.append)
     assert any(n.startswith("model.decoder.type: 'conditional' is not used") for n in notes)
+
+
+def test_train_save_and_load_a_three_way_tied_conditional_model(tmp_path, tiny_recipe_dict):
+    """Through the model directory: one matrix stored for source, target and output embeddings;
+    and a recipe.json without this issue's keys (a model directory written before them) still
+    loads, with their defaults."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from seq2seq.experiment import train
+    from seq2seq.translator import Translator
+    plain = tiny_recipe_dict | {"training": {**tiny_recipe_dict["training"], "max_steps": 2}}
+    tied = plain | {"model": {**plain["model"], "share_embeddings": True, "tie_output": True,
+                              "source_word_dropout": 0.1, "decoder": {"type": "conditional", "cell": "lstm",
+                                                                      "hidden_size": 16, "output_dropout": 0.2}}}
+    train(recipe_from_dict(tied), tmp_path / "m")
+    stored = load_file(str(tmp_path / "m" / "best.safetensors"))
+    assert len({"src_embed.weight", "tgt_embed.weight", "generator.weight"} & set(stored)) == 1
+    translator = Translator.load(tmp_path / "m", "cpu")
+    model = translator.model
+    assert model.generator.weight is model.tgt_embed.weight is model.src_embed.weight
+    assert isinstance(model.decoder, ConditionalDecoder)
+    assert len(translator.translate(["abc", "de"], beam_size=2)) == 2
+
+    old = tmp_path / "old"  # the same model directory as written before decoder.type existed
+    train(recipe_from_dict(plain), old)
+    saved = json.loads((old / "recipe.json").read_text())
+    for key in ("type", "output_dropout"):
+        del saved["model"]["decoder"][key]
+    del saved["model"]["source_word_dropout"]
+    (old / "recipe.json").write_text(json.dumps(saved))
+    loaded = Translator.load(old, "cpu")
+    assert type(loaded.model.decoder).__name__ == "RecurrentDecoder" and len(loaded.translate(["abc"])) == 1

@@ -56,7 +56,8 @@ def test_a_run_from_another_runs_weights_adds_coverage_fresh(first, tmp_path, ca
     assert [entry["step"] for entry in log] == [1]
     # the vocabulary is the first run's, byte for byte
     assert (tmp_path / "second" / "spm.model").read_bytes() == (source / "spm.model").read_bytes()
-    before, after = load_file(str(source / "best.safetensors")), load_file(str(tmp_path / "second" / "best.safetensors"))
+    before = load_file(str(source / "best.safetensors"))
+    after = load_file(str(tmp_path / "second" / "best.safetensors"))
     assert set(after) == set(before) | {"decoder.attention.coverage_layer.weight"}
     for key in before:
         torch.testing.assert_close(after[key], before[key], atol=1e-6, rtol=0)
