@@ -11,16 +11,25 @@ Options for summarisation (all off by default): `min_length` keeps EOS out befor
 tokens; `no_repeat_ngram_size` n never lets a hypothesis repeat an n-gram it already holds (the
 token that would complete it gets probability 0); `coverage_penalty_beta` adds GNMT's
 beta * sum_i log(min(sum_t a_t,i, 1)) to the score of finished beam hypotheses.
+
+Sentences that are done leave the batch, so later steps run the model on live sentences only:
+their rows of the memory and state are kept with `.select`, the others' results are taken out
+as they stand. When they leave (SHRINK_AT) changes the work only (and, as any other batch
+would, the float rounding of the model's outputs).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
 from seq2seq.vocab import BOS, EOS
 
+# Done sentences leave once they are this share of the rows searching: a shrink copies the live
+# rows of the memory, so shrinks copy at most (1 - SHRINK_AT) / SHRINK_AT = 7 batches' memory in
+# all, and at most this share of the rows the model runs on is wasted on done sentences.
+SHRINK_AT = 0.125
 
 @dataclass
 class Hypothesis:
@@ -97,39 +106,97 @@ def advance(prev: torch.Tensor, chosen: torch.Tensor, t: int, score: torch.Tenso
     return prev
 
 
+def _greedy_hypotheses(out: list, rows: torch.Tensor, history: torch.Tensor, score: torch.Tensor,
+                       attn: torch.Tensor | None, src_lengths: list[int]) -> None:
+    """out[rows[r]] = [the output of row r]: history (R, steps) tokens up to the first EOS,
+    score (R,), attn (R, steps, S) or None."""
+    for r, (sentence, seq, value) in enumerate(zip(rows.tolist(), history.tolist(), score.tolist())):
+        n = seq.index(EOS) if EOS in seq else len(seq)
+        att = attn[r, :n + 1, :src_lengths[sentence]].cpu() if attn is not None else None
+        out[sentence] = [Hypothesis(seq[:n], value, att)]
+
+
 @torch.no_grad()
 def greedy_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: torch.Tensor, *,
                   return_attention: bool = False, min_length: int = 0,
                   no_repeat_ngram_size: int = 0) -> list[list[Hypothesis]]:
-    """Argmax decoding; returns one hypothesis per sentence (as a 1-best list)."""
+    """Argmax decoding; returns one hypothesis per sentence (as a 1-best list). Sentences that
+    have ended leave the batch (see SHRINK_AT): A below counts the rows still searching."""
     memory, state = model.encode(src, src_lengths)
-    batch = src.size(0)
-    device = src.device
+    B, device = src.size(0), src.device
     max_len = max_len.to(device)
-    prev = torch.full((batch,), BOS, dtype=torch.long, device=device)
-    finished = torch.zeros(batch, dtype=torch.bool, device=device)
-    score = torch.zeros(batch, device=device)
-    history = torch.full((batch, int(max_len.max()) + 1), EOS, dtype=torch.long, device=device)
-    attn = []
-    for t in range(history.size(1)):
+    lengths = src_lengths.tolist()
+    steps = int(max_len.max()) + 1
+    rows = torch.arange(B, device=device)  # (A,) each row's sentence in the batch
+    prev = torch.full((B,), BOS, dtype=torch.long, device=device)
+    finished = torch.zeros(B, dtype=torch.bool, device=device)
+    score = torch.zeros(B, device=device)
+    history = torch.full((B, steps), EOS, dtype=torch.long, device=device)
+    attn = None  # (A, steps, S) with return_attention
+    out: list[list[Hypothesis]] = [[] for _ in range(B)]
+    for t in range(steps):
         log_probs, weights, state = model.step(prev, memory, state)
+        log_probs = log_probs.float()  # (A, V); under a bf16 autocast scores still add up in fp32
         if no_repeat_ngram_size and t:
             log_probs = block_repeats(log_probs, history[:, :t], no_repeat_ngram_size)
         log_probs = _end_rules(log_probs, t, min_length, max_len <= t)
         best, prev = log_probs.max(-1)
         prev = advance(prev, best, t, score, finished, history)
         if return_attention:
-            attn.append(weights)
-        if bool(finished.all()):
+            if attn is None:
+                attn = torch.zeros(B, steps, weights.size(-1), device=device)
+            attn[:, t] = weights
+        live, ended = rows.numel(), int(finished.sum())
+        if ended == live:
             break
-    tokens = history[:, :t + 1].tolist()  # (B, t + 1)
-    attn = torch.stack(attn, 1).cpu() if return_attention else None  # (B, t, S)
-    out = []
-    for b in range(batch):
-        n = tokens[b].index(EOS) if EOS in tokens[b] else len(tokens[b])
-        att = attn[b, :n + 1, :int(src_lengths[b])] if attn is not None else None
-        out.append([Hypothesis(tokens[b][:n], float(score[b]), att)])
+        if ended and ended >= SHRINK_AT * live:
+            gone, keep = finished.nonzero().squeeze(1), (~finished).nonzero().squeeze(1)
+            _greedy_hypotheses(out, rows[gone], history[gone], score[gone],
+                               attn[gone] if attn is not None else None, lengths)
+            rows, prev, finished, score, history, max_len = (
+                x[keep] for x in (rows, prev, finished, score, history, max_len))
+            attn = attn[keep] if attn is not None else None
+            memory, state = memory.select(keep), state.select(keep)
+    _greedy_hypotheses(out, rows, history, score, attn, lengths)
     return out
+
+
+@dataclass
+class _Beams:
+    """Beam search's tensors for the A sentences still searching, K hypotheses each; row a is
+    sentence `sentence[a]` of the batch. t: the steps taken, S: source positions."""
+
+    sentence: torch.Tensor  # (A,)
+    max_len: torch.Tensor  # (A,) output budget
+    src_lengths: torch.Tensor  # (A,)
+    alive: torch.Tensor  # (A, K) scores of the live hypotheses; -inf: none
+    alive_tokens: torch.Tensor  # (A, K, t)
+    pool: torch.Tensor  # (A, K) normalised scores of the best finished hypotheses, best first
+    pool_tokens: torch.Tensor  # (A, K, t) their tokens, EOS after the end
+    pool_count: torch.Tensor  # (A,) hypotheses ended so far
+    alive_attn: torch.Tensor | None = None  # (A, K, t, S) with return_attention
+    pool_attn: torch.Tensor | None = None  # (A, K, t, S) with return_attention
+    alive_cov: torch.Tensor | None = None  # (A, K, S) attention summed, with a coverage penalty
+
+    def select(self, index: torch.Tensor) -> "_Beams":
+        return _Beams(*(None if x is None else x.index_select(0, index)
+                        for x in (getattr(self, f.name) for f in fields(self))))
+
+    def finish(self, out: list, nbest: int) -> None:
+        """out[sentence] = its n-best list, for every sentence here."""
+        pool, pool_tokens = self.pool.tolist(), self.pool_tokens.tolist()
+        for a, sentence in enumerate(self.sentence.tolist()):
+            hyps = []
+            for k in range(nbest):
+                if k > 0 and pool[a][k] == float("-inf"):
+                    break  # fewer than nbest hypotheses ever ended
+                seq = pool_tokens[a][k]
+                n = seq.index(EOS) if EOS in seq else len(seq)
+                att = None
+                if self.pool_attn is not None:
+                    att = self.pool_attn[a, k, :n + 1, :int(self.src_lengths[a])].cpu()
+                hyps.append(Hypothesis(seq[:n], pool[a][k], att))
+            out[sentence] = hyps
 
 
 @torch.no_grad()
@@ -137,9 +204,10 @@ def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: to
                 beam_size: int, alpha: float = 1.0, nbest: int = 1,
                 return_attention: bool = False, min_length: int = 0, no_repeat_ngram_size: int = 0,
                 coverage_penalty_beta: float = 0.0) -> list[list[Hypothesis]]:
-    """Batched beam search; a sentence is done once `beam_size` hypotheses have ended.
+    """Batched beam search; a sentence is done once `beam_size` hypotheses have ended (or none
+    is alive), and done sentences leave the batch (see SHRINK_AT).
 
-    Alive beams live in (B, K) tensors; each step takes the best 2K continuations, moves those
+    Alive beams live in (A, K) tensors; each step takes the best 2K continuations, moves those
     ending in EOS (among the first K) into a pool of the K best finished hypotheses, and keeps
     the best K others alive. No Python loop over sentences or hypotheses.
     """
@@ -147,93 +215,89 @@ def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: to
         raise ValueError(f"nbest {nbest} must be between 1 and beam_size {beam_size}")
     B, K = src.size(0), beam_size
     device = src.device
-    max_len = max_len.to(device)
     memory, state = model.encode(src, src_lengths)
     expand = torch.arange(B, device=device).repeat_interleave(K)  # (B*K,)
     memory, state = memory.select(expand), state.select(expand)
-
     alive = torch.full((B, K), float("-inf"), device=device)
     alive[:, 0] = 0.0  # one live beam per sentence at the start
-    alive_tokens = torch.empty(B, K, 0, dtype=torch.long, device=device)
-    alive_attn = None
-    pool = torch.full((B, K), float("-inf"), device=device)  # normalised finished scores
-    pool_tokens = torch.full((B, K, 0), EOS, dtype=torch.long, device=device)
-    pool_attn = None
-    pool_count = torch.zeros(B, dtype=torch.long, device=device)
+    b = _Beams(torch.arange(B, device=device), max_len.to(device), src_lengths.to(device), alive,
+               torch.empty(B, K, 0, dtype=torch.long, device=device),
+               torch.full((B, K), float("-inf"), device=device),
+               torch.full((B, K, 0), EOS, dtype=torch.long, device=device),
+               torch.zeros(B, dtype=torch.long, device=device))
     prev = torch.full((B * K,), BOS, dtype=torch.long, device=device)
-    offsets = (torch.arange(B, device=device) * K).unsqueeze(1)  # (B, 1)
-    alive_cov = None  # (B, K, S) attention summed over each alive hypothesis' steps
-    steps = int(max_len.max()) + 1
+    steps = int(b.max_len.max()) + 1
     penalties = length_penalty(torch.arange(1, steps + 1, device=device), alpha)  # by length t + 1
+    out: list[list[Hypothesis]] = [[] for _ in range(B)]
 
     for t in range(steps):
+        A = b.sentence.numel()
         log_probs, weights, state = model.step(prev, memory, state)
+        log_probs = log_probs.float()  # (A*K, V); under a bf16 autocast scores still add up in fp32
         V = log_probs.size(-1)
         if no_repeat_ngram_size and t:
-            log_probs = block_repeats(log_probs, alive_tokens.reshape(B * K, t), no_repeat_ngram_size)
-        log_probs = _end_rules(log_probs.view(B, K, V), t, min_length,
-                               (max_len <= t).unsqueeze(1).expand(B, K))
-        cand = (alive.unsqueeze(-1) + log_probs).view(B, K * V)
-        top_scores, top_index = cand.topk(min(2 * K, K * V), dim=-1)  # (B, 2K)
+            log_probs = block_repeats(log_probs, b.alive_tokens.reshape(A * K, t), no_repeat_ngram_size)
+        log_probs = _end_rules(log_probs.view(A, K, V), t, min_length,
+                               (b.max_len <= t).unsqueeze(1).expand(A, K))
+        cand = (b.alive.unsqueeze(-1) + log_probs).view(A, K * V)
+        top_scores, top_index = cand.topk(min(2 * K, K * V), dim=-1)  # (A, 2K)
         beam, token = top_index // V, top_index % V
 
-        # Histories of the candidates: (B, 2K, t+1) tokens, (B, 2K, t+1, S) attention.
-        gathered = alive_tokens.gather(1, beam.unsqueeze(-1).expand(-1, -1, t))
+        # Histories of the candidates: (A, 2K, t+1) tokens, (A, 2K, t+1, S) attention.
+        gathered = b.alive_tokens.gather(1, beam.unsqueeze(-1).expand(-1, -1, t))
         cand_tokens = torch.cat([gathered, token.unsqueeze(-1)], -1)
         cand_attn = None
         if return_attention:
-            w = weights.view(B, K, 1, -1)
-            hist = w if alive_attn is None else torch.cat([alive_attn, w], 2)
+            w = weights.float().view(A, K, 1, -1)
+            hist = w if b.alive_attn is None else torch.cat([b.alive_attn, w], 2)
             cand_attn = hist.gather(1, beam[..., None, None].expand(-1, -1, t + 1, hist.size(-1)))
 
         # Finished: EOS among the first K candidates of sentences not yet done.
-        done = pool_count >= K
         ends = (token == EOS) & torch.isfinite(top_scores)
         ends[:, K:] = False
-        ends &= ~done.unsqueeze(1)
+        ends &= (b.pool_count < K).unsqueeze(1)
         normed = top_scores / penalties[t]
         if coverage_penalty_beta:
-            w = weights.view(B, K, -1).float()
-            cov = w if alive_cov is None else alive_cov + w
-            cand_cov = cov.gather(1, beam.unsqueeze(-1).expand(-1, -1, cov.size(-1)))  # (B, 2K, S)
-            normed = normed + coverage_penalty(cand_cov, src_lengths, coverage_penalty_beta)
+            w = weights.view(A, K, -1).float()
+            cov = w if b.alive_cov is None else b.alive_cov + w
+            cand_cov = cov.gather(1, beam.unsqueeze(-1).expand(-1, -1, cov.size(-1)))  # (A, 2K, S)
+            normed = normed + coverage_penalty(cand_cov, b.src_lengths, coverage_penalty_beta)
         new = torch.where(ends, normed, torch.full_like(normed, float("-inf")))
-        pool_count = pool_count + ends.sum(1)
-        pad = torch.full((B, K, 1), EOS, dtype=torch.long, device=device)
-        merged = torch.cat([pool, new], 1)  # (B, 3K)
-        merged_tokens = torch.cat([torch.cat([pool_tokens, pad], -1), cand_tokens], 1)
-        pool, keep = merged.topk(K, dim=-1)
-        pool_tokens = merged_tokens.gather(1, keep.unsqueeze(-1).expand(-1, -1, t + 1))
+        b.pool_count = b.pool_count + ends.sum(1)
+        pad = torch.full((A, K, 1), EOS, dtype=torch.long, device=device)
+        merged = torch.cat([b.pool, new], 1)  # (A, 3K)
+        merged_tokens = torch.cat([torch.cat([b.pool_tokens, pad], -1), cand_tokens], 1)
+        b.pool, keep = merged.topk(K, dim=-1)
+        b.pool_tokens = merged_tokens.gather(1, keep.unsqueeze(-1).expand(-1, -1, t + 1))
         if return_attention:
-            S = weights.size(-1)
-            old = pool_attn if pool_attn is not None else weights.new_zeros(B, K, t, S)
-            merged_attn = torch.cat([torch.cat([old, old.new_zeros(B, K, 1, S)], 2), cand_attn], 1)
-            pool_attn = merged_attn.gather(1, keep[..., None, None].expand(-1, -1, t + 1, merged_attn.size(-1)))
+            S = cand_attn.size(-1)
+            old = b.pool_attn if b.pool_attn is not None else cand_attn.new_zeros(A, K, t, S)
+            merged_attn = torch.cat([torch.cat([old, old.new_zeros(A, K, 1, S)], 2), cand_attn], 1)
+            b.pool_attn = merged_attn.gather(1, keep[..., None, None].expand(-1, -1, t + 1, S))
 
         # Alive: the best K candidates that did not end in EOS.
         live_scores = torch.where(token == EOS, torch.full_like(top_scores, float("-inf")), top_scores)
-        alive, pick = live_scores.topk(K, dim=-1)  # (B, K)
+        b.alive, pick = live_scores.topk(K, dim=-1)  # (A, K)
         if coverage_penalty_beta:
-            alive_cov = cand_cov.gather(1, pick.unsqueeze(-1).expand(-1, -1, cand_cov.size(-1)))
-        alive_tokens = cand_tokens.gather(1, pick.unsqueeze(-1).expand(-1, -1, t + 1))
+            b.alive_cov = cand_cov.gather(1, pick.unsqueeze(-1).expand(-1, -1, cand_cov.size(-1)))
+        b.alive_tokens = cand_tokens.gather(1, pick.unsqueeze(-1).expand(-1, -1, t + 1))
         if return_attention:
-            alive_attn = cand_attn.gather(1, pick[..., None, None].expand(-1, -1, t + 1, cand_attn.size(-1)))
-        source_beam = beam.gather(1, pick)  # (B, K)
-        state = state.select((offsets + source_beam).view(-1))
-        prev = alive_tokens[:, :, -1].reshape(-1)
-        if bool((pool_count >= K).all()):
-            break
+            b.alive_attn = cand_attn.gather(1, pick[..., None, None].expand(-1, -1, t + 1, cand_attn.size(-1)))
+        offsets = torch.arange(A, device=device).unsqueeze(1) * K  # (A, 1)
+        reorder = (offsets + beam.gather(1, pick)).view(-1)  # (A*K,) the row each hypothesis extends
+        prev = b.alive_tokens[:, :, -1].reshape(-1)
 
-    pool_tokens, pool = pool_tokens.tolist(), pool.tolist()
-    out = []
-    for b in range(B):
-        hyps = []
-        for k in range(nbest):
-            if k > 0 and pool[b][k] == float("-inf"):
-                break  # fewer than nbest hypotheses ever ended
-            seq = pool_tokens[b][k]
-            n = seq.index(EOS) if EOS in seq else len(seq)
-            att = pool_attn[b, k, :n + 1, :int(src_lengths[b])].cpu() if pool_attn is not None else None
-            hyps.append(Hypothesis(seq[:n], pool[b][k], att))
-        out.append(hyps)
+        # Done: K hypotheses have ended, or none is alive; nothing can change such a sentence.
+        done = (b.pool_count >= K) | ~torch.isfinite(b.alive).any(1)  # (A,)
+        ended = int(done.sum())
+        if ended == A:
+            break
+        if ended and ended >= SHRINK_AT * A:
+            gone, stay = done.nonzero().squeeze(1), (~done).nonzero().squeeze(1)
+            b.select(gone).finish(out, nbest)
+            b = b.select(stay)
+            rows = (stay.unsqueeze(1) * K + torch.arange(K, device=device)).view(-1)  # (A'*K,)
+            memory, reorder, prev = memory.select(rows), reorder[rows], prev[rows]
+        state = state.select(reorder)
+    b.finish(out, nbest)
     return out
