@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,14 +12,16 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from torch.nn.utils.rnn import pack_padded_sequence
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import bench  # noqa: E402
-from flops import TRAINING_FACTOR, forward_flops  # noqa: E402
+from flops import TRAINING_FACTOR, forward_flops, rnn_flops  # noqa: E402
 
 from seq2seq.batch import collate  # noqa: E402
 from seq2seq.errors import UserError  # noqa: E402
+from seq2seq.modules import RNN_CELLS  # noqa: E402
 
 MODELS = {
     "gru bahdanau input feeding": {"encoder": {"num_layers": 2}},
@@ -28,6 +31,13 @@ MODELS = {
                                "decoder": {"cell": "lstm", "num_layers": 2, "init": "zero"}},
     "concat tied": {"attention": {"type": "concat", "hidden_size": 6}, "embedding_size": 12,
                     "tie_output": True},
+    "peephole lstm": {"encoder": {"cell": "peephole_lstm", "num_layers": 2},
+                      "decoder": {"cell": "peephole_lstm"}},
+    "working-memory lstm dot": {"encoder": {"cell": "wm_lstm"}, "attention": {"type": "dot"},
+                                "decoder": {"cell": "wm_lstm", "hidden_size": 16, "num_layers": 2}},
+    "coverage copy": {"attention": {"coverage": True}, "copy": True},
+    "conditional lstm": {"decoder": {"type": "conditional", "cell": "lstm", "input_feeding": False}},
+    "conditional gru input feeding": {"decoder": {"type": "conditional"}, "attention": {"type": "general"}},
 }
 
 
@@ -45,6 +55,34 @@ def test_flop_count_matches_torch_flop_counter(make_model, section):
     ours = forward_flops(model, [S] * B, [T] * B)
     assert sum(ours.values()) == pytest.approx(forward, rel=0.02)
     assert TRAINING_FACTOR * sum(ours.values()) == pytest.approx(counter.get_total_flops(), rel=0.1)
+
+
+# By hand, input I = 3, hidden H = 4, two layers, both directions (the second layer reads 2H = 8):
+# per step, layer and direction a cell of G gate blocks does 2 * G*H * (input + H) FLOPs, so
+# 2 * 4G * (3 + 4) = 56 G in the first layer and 2 * 4G * (8 + 4) = 96 G in the second, twice
+# each: 304 G. wm_lstm adds its weight_ch (3H, H) times a cell state: 2 * 12 * 4 = 96 per layer
+# and direction, 384 in all; peephole_lstm's (3H,) weights are element-wise, nothing.
+# One layer, one direction: 56 G, and wm_lstm's 96.
+HAND_COUNTS = {"rnn": 304, "gru": 3 * 304, "lstm": 4 * 304, "peephole_lstm": 4 * 304, "wm_lstm": 4 * 304 + 384}
+ONE_WAY = {"rnn": 56, "gru": 168, "lstm": 224, "peephole_lstm": 224, "wm_lstm": 224 + 96}
+
+
+@pytest.mark.parametrize("cell", HAND_COUNTS)
+def test_rnn_flops_of_each_cell_equal_a_hand_count(cell):
+    rnn = RNN_CELLS[cell](3, 4, 2, batch_first=True, bidirectional=True)
+    assert rnn_flops(rnn) == HAND_COUNTS[cell]
+    assert rnn_flops(RNN_CELLS[cell](3, 4, 1, batch_first=True)) == ONE_WAY[cell]
+
+
+@pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")
+@pytest.mark.parametrize("cell", HAND_COUNTS)
+def test_rnn_flops_match_torch_flop_counter_over_packed_input(cell):
+    rnn = RNN_CELLS[cell](3, 4, 2, batch_first=True, bidirectional=True)
+    lengths = torch.tensor([5, 2, 4])
+    x = pack_padded_sequence(torch.randn(3, 5, 3), lengths, batch_first=True, enforce_sorted=False)
+    with torch.backends.mkldnn.flags(enabled=False), FlopCounterMode(display=False) as counter:
+        rnn(x)
+    assert counter.get_total_flops() == pytest.approx(rnn_flops(rnn) * int(lengths.sum()), rel=1e-6)
 
 
 def test_flop_count_sums_each_sentence_at_its_own_lengths(make_model):
@@ -71,21 +109,30 @@ def test_bench_runs_two_variants_and_writes_json(tmp_path, data_dir, tiny_recipe
     out = tmp_path / "bench.json"
     code = bench.main([str(recipe), "--data-dir", str(data_dir), "--steps", "2", "--warmup", "1",
                        "--decode-sentences", "6", "--matmul-size", "128", "--json", str(out),
-                       "--variant", "dot:model.attention.type=dot,model.decoder.hidden_size=16",
-                       "training.batch_type=tokens", "training.batch_size=60"])
+                       "--variant", "dot:model.attention.type=dot,model.decoder.hidden_size=16,training.precision=bf16",
+                       "--decode-precision", "fp32,int8,fp32",
+                       "training.batch_type=tokens", "training.batch_size=60", "training.precision=fp32"])
     assert code == 0
     table = capsys.readouterr().out
     assert "MFU %" in table and "dot" in table and "x)" in table
+    assert "beam5 sent/s int8" in table and "matmul GFLOP/s bf16" in table
+    assert re.search(r"^training precision +fp32 +bf16$", table, re.M)
     report = json.loads(out.read_text())
     tiny, dot = report["variants"]
     assert (tiny["name"], dot["name"]) == ("tiny", "dot")
     assert tiny["recipe"]["training"]["batch_type"] == dot["recipe"]["training"]["batch_type"] == "tokens"
     assert dot["recipe"]["model"]["attention"]["type"] == "dot"
+    assert (tiny["precision"], dot["precision"]) == ("fp32", "bf16")
     for r in (tiny, dot):
-        for key in ("train_tgt_tok_s", "train_src_tok_s", "mflop_per_tgt_token", "model_gflop_s",
-                    "matmul_gflop_s", "mfu", "greedy_sent_s", "greedy_tok_s", "beam5_sent_s",
-                    "beam5_tok_s", "peak_memory_mib", "sentences_per_batch"):
+        assert r["decode_precisions"] == ["fp32", "int8"]
+        for key in ("train_tgt_tok_s", "train_src_tok_s", "train_steps_s", "mflop_per_tgt_token", "model_gflop_s",
+                    "matmul_gflop_s", "matmul_gflop_s_fp32", "matmul_gflop_s_bf16", "mfu", "peak_memory_mib",
+                    "sentences_per_batch", *[f"{search}_{k}_{p}" for search in ("greedy", "beam5")
+                                             for k in ("sent_s", "tok_s") for p in ("fp32", "int8")]):
             assert r[key] > 0, key
+        # MFU is over the matmul rate of the precision the steps ran in
+        assert r["matmul_gflop_s"] == r[f"matmul_gflop_s_{r['precision']}"]
+        assert r["mfu"] == pytest.approx(r["model_gflop_s"] / r["matmul_gflop_s"])
         assert r["padding_src"] >= 0 and r["padding_tgt"] >= 0
         assert r["train_steps"] == 2 and r["decode_sentences"] == 6 and r["compile"] == "off"
         assert r["mflop_per_tgt_token"] == pytest.approx(
@@ -99,6 +146,10 @@ def test_bench_runs_two_variants_and_writes_json(tmp_path, data_dir, tiny_recipe
     (["--variant", "no-colon"], "expected NAME:key.path=value"),
     (["model.encoder.hiden_size=4"], "did you mean 'hidden_size'"),
     (["--variant", "x:model.attention.type=dott"], "did you mean 'dot'"),
+    (["--decode-precision", "fp32,int4"], "--decode-precision: 'int4' is not a precision"),
+    (["--variant", "x:decoding.precision=fp16"], "decoding.precision.*'fp16'"),
+    (["--device", "cuda"] if not torch.cuda.is_available() else ["--decode-precision", "int8", "--device", "cuda"],
+     "cuda"),
 ])
 def test_bad_entries_are_user_errors_before_any_work(tmp_path, tiny_recipe_dict, argv, message):
     recipe = tmp_path / "tiny.yaml"

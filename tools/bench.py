@@ -1,21 +1,33 @@
-"""Speed benchmark: training and decoding throughput, padding, peak memory and model FLOP
-utilisation (MFU) of one or more recipe variants, side by side.
+"""Speed benchmark: training and inference throughput, padding, peak memory and model FLOP
+utilisation (MFU) of one or more recipe variants, side by side. Translation and summarisation
+recipes are measured here, the rooms' tasks (classification, language_model, tagging) by
+tools/bench_tasks.py, with the same entries and variants.
 
     python tools/bench.py recipes/translation/multi30k_en_de.yaml --data-dir ../shared/data/multi30k \\
         --variant fast:model.decoder.input_feeding=false,model.attention.type=dot --json bench.json
+    python tools/bench.py recipes/translation/multi30k_en_de.yaml --data-dir ../shared/data/multi30k \\
+        training.precision=fp32 --variant bf16:training.precision=bf16 --decode-precision fp32,bf16,int8
+    python tools/bench.py recipes/language_model/tinyshakespeare.yaml --data-dir ../shared/data/tinyshakespeare \\
+        --variant peephole:model.decoder.cell=peephole_lstm --variant wm:model.decoder.cell=wm_lstm
 
-ENTRY is a YAML recipe or a trained model directory (its recipe.json and vocabulary; decoding then
-uses its trained weights, otherwise the model after the timed training steps). `--variant
-NAME:key=value,...` adds the first entry with overrides (`training.compile=true` there compiles
-the decoder step); one key there is the benchmark's own: `baseline=NAME` runs the variant the slow
-way that a fast path replaces (tools/baselines.py: stepwise_decoder, stepwise_output, unbucketed),
-for before/after figures. The first column is the reference; the others show their
-ratio to it. `key.path=value` arguments override every entry.
+ENTRY is a YAML recipe or a trained model directory (its recipe.json and vocabulary; translation
+then decodes with its trained weights, otherwise with the model after the timed training steps).
+`--variant NAME:key=value,...` adds the first entry with overrides (`training.compile=true` there
+compiles the decoder step); one key there is the benchmark's own: `baseline=NAME` runs the
+variant the slow way that a fast path replaces (tools/baselines.py: stepwise_decoder,
+stepwise_output, unbucketed), for before/after figures. The first column is the reference; the
+others show their ratio to it. `key.path=value` arguments override every entry.
+
+Precision: a variant trains in its training.precision (auto resolved as training resolves it,
+seq2seq/device.py) and decodes, greedy and beam, in each of --decode-precision (default: its
+decoding.precision): fp32, bf16 (autocast) or int8 (device.quantize_int8, CPU only). The table
+names the precision of every figure that depends on one.
 
 MFU = model FLOP/s / matmul FLOP/s, both measured in this run: the model's FLOPs are counted from
 its shapes on real tokens (tools/flops.py; training = 3 x forward), the machine's rate is a dense
-matmul timed just before and just after each variant's training steps (their mean), with the same
-threads and dtype.
+matmul in the precision the training steps ran in, timed just before and just after each
+variant's steps (their mean), with the same threads (tools/measure.py). Both rates, fp32 and
+bf16, are reported.
 """
 
 from __future__ import annotations
@@ -26,7 +38,6 @@ import gc
 import json
 import platform
 import re
-import resource
 import sys
 import tempfile
 import time
@@ -38,21 +49,23 @@ import numpy as np
 import torch
 
 from baselines import BASELINES, apply_model_baseline, apply_trainer_baseline
-from flops import TRAINING_FACTOR, forward_flops, matmul_gflops, sync
+from bench_tasks import ROOMS, bench_task
+from flops import TRAINING_FACTOR, forward_flops
+from measure import PRECISIONS, matmul_rates, peak_memory, reset_peak_memory, sync, timed_steps, utilisation
+from seq2seq.batch import collate
 from seq2seq.checkpoint import load_meta
 from seq2seq.cli.common import run
 from seq2seq.compiling import compile_decoder_step
 from seq2seq.config import Recipe, apply_overrides, read_yaml, recipe_from_dict, to_dict
-from seq2seq.batch import collate
 from seq2seq.data import load_corpus, read_lines
 from seq2seq.decoding import decode_ids
-from seq2seq.device import autocast, resolve_device
+from seq2seq.device import quantize_int8, resolve_decoding_precision, resolve_device
 from seq2seq.errors import UserError
 from seq2seq.experiment import data_files
 from seq2seq.model import build_model
 from seq2seq.trainer import Trainer
-from seq2seq.validation import Validation
 from seq2seq.translator import Translator
+from seq2seq.validation import Validation
 from seq2seq.vocab import build_vocabs, load_vocabs
 
 
@@ -78,8 +91,11 @@ def _base(source: str) -> tuple[dict, Path | None]:
 def _entry(name: str, raw: dict, model_dir: Path | None, overrides: list[str], source: str,
            baseline: str | None = None) -> Entry:
     recipe = recipe_from_dict(apply_overrides(copy.deepcopy(raw), overrides), source)
+    if baseline and recipe.task in ROOMS:
+        raise UserError(f"{source}: baseline={baseline} is a fast path of translation and summarisation; "
+                        f"task {recipe.task!r} has no baseline")
     trained = None
-    if model_dir is not None:
+    if model_dir is not None and recipe.task not in ROOMS:  # (a room's inference cost needs no trained weights)
         saved = to_dict(load_meta(model_dir)[0])
         if saved["model"] == to_dict(recipe)["model"] and saved["vocab"] == to_dict(recipe)["vocab"]:
             trained = model_dir
@@ -88,6 +104,7 @@ def _entry(name: str, raw: dict, model_dir: Path | None, overrides: list[str], s
 
 def parse_entries(args) -> list[Entry]:
     common = list(args.overrides) + ([f"data.dir={args.data_dir}"] if args.data_dir else [])
+    common += [f"training.device={args.device}"] if args.device != "auto" else []
     entries, bases = [], []
     for source in args.entries:
         raw, model_dir = _base(source)
@@ -114,27 +131,7 @@ def parse_entries(args) -> list[Entry]:
     return entries
 
 
-# ---------------------------------------------------------------- measurements
-
-
-def reset_peak_memory(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    try:  # Linux: resets VmHWM, so each variant reports its own peak RSS
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def peak_rss_mib() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    scale = 2 ** 20 if sys.platform == "darwin" else 2 ** 10  # ru_maxrss: bytes on macOS, KiB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+# ---------------------------------------------------------------- translation and summarisation
 
 
 def padding(plan: list[np.ndarray], corpus) -> dict[str, float]:
@@ -151,41 +148,29 @@ def padding(plan: list[np.ndarray], corpus) -> dict[str, float]:
 
 
 def measure_training(trainer, corpus, batches: list[np.ndarray], warmup: int, device) -> dict:
-    """Warm-up steps, then timed optimizer steps (Trainer.train_step) with their real-token FLOPs."""
-    for indices in batches[:warmup]:
-        trainer.train_step(indices)
-    timed = batches[warmup:]
-    sync(device)
-    start = time.perf_counter()
-    tgt_tokens = 0
-    for indices in timed:
-        tgt_tokens += trainer.train_step(indices)[1]
-    sync(device)
-    seconds = time.perf_counter() - start
-    idx = np.concatenate(timed)
+    """Timed steps (measure.timed_steps) with their source tokens and real-token FLOPs."""
+    result = timed_steps(trainer, batches, warmup, device)
+    seconds, tgt_tokens = result["train_seconds"], result["train_units"]
+    idx = np.concatenate(batches[warmup:])
     src, steps = corpus.src_lengths[idx], corpus.tgt_lengths[idx] + 1
     fwd = forward_flops(trainer.model, src, steps)
     train_flops = TRAINING_FACTOR * sum(fwd.values())
-    return {"train_seconds": seconds, "train_steps": len(timed),
-            "train_tgt_tok_s": tgt_tokens / seconds, "train_src_tok_s": int(src.sum()) / seconds,
+    return {**result, "train_tgt_tok_s": tgt_tokens / seconds, "train_src_tok_s": int(src.sum()) / seconds,
             "mflop_per_tgt_token": train_flops / tgt_tokens / 1e6,
             "forward_mflop_per_tgt_token": {k: v / tgt_tokens / 1e6 for k, v in fwd.items()},
-            "model_gflop_s": train_flops / seconds / 1e9}
+            "train_flops": train_flops}
 
 
-def measure_decoding(model, sources: list[list[int]], cfg, device, beam: int, *, autocast_on: bool) -> dict:
+def measure_decoding(model, sources: list[list[int]], cfg, device, beam: int, precision: str) -> dict:
     # warm-up (and compilation)
-    decode_ids(model, sources[:8], cfg, device, autocast_on=autocast_on, beam_size=beam)
+    decode_ids(model, sources[:8], cfg, device, precision=precision, beam_size=beam)
     sync(device)
     start = time.perf_counter()
-    hyps = decode_ids(model, sources, cfg, device, autocast_on=autocast_on, beam_size=beam)
+    hyps = decode_ids(model, sources, cfg, device, precision=precision, beam_size=beam)
     sync(device)
     seconds = time.perf_counter() - start
     steps = sum(len(h[0].tokens) + 1 for h in hyps)  # output tokens + EOS
     return {"sent_s": len(sources) / seconds, "tok_s": steps / seconds, "mean_length": steps / len(sources)}
-
-
-# ---------------------------------------------------------------- one variant
 
 
 def prepare_data(entry: Entry, work: Path, cache: dict):
@@ -202,44 +187,34 @@ def prepare_data(entry: Entry, work: Path, cache: dict):
     return cache[key]
 
 
-def bench_entry(entry: Entry, args, work: Path, cache: dict) -> dict:
+def bench_seq2seq(entry: Entry, args, work: Path, cache: dict, device: torch.device) -> dict:
     r, cfg = entry.recipe, entry.recipe.training
-    device = resolve_device(args.device if args.device != "auto" else cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     src_vocab, tgt_vocab, corpus = prepare_data(entry, work, cache)
-    gc.collect()
     reset_peak_memory(device)
     torch.manual_seed(cfg.seed)
     probe = collate(*corpus.pairs(corpus.usable[:4])).to(device)
     model = build_model(r.model, len(src_vocab), len(tgt_vocab), cfg.teacher_forcing).to(device).train()
-    result = {"name": entry.name, "device": str(device), "threads": torch.get_num_threads(),
+    trainer = Trainer(model, r, work / "model", corpus=corpus, valid=Validation([], [], []), tgt_vocab=tgt_vocab,
+                      device=device)
+    precision = trainer.precision  # training.precision resolved: what the steps run in
+    result = {"name": entry.name, "task": r.task, "device": str(device), "threads": torch.get_num_threads(),
               "parameters": sum(p.numel() for p in model.parameters()),
               "trained_model": str(entry.trained) if entry.trained else None,
-              "compile": compile_decoder_step(model, probe, device, cfg.autocast) if cfg.compile else "off",
+              "compile": compile_decoder_step(model, probe, device, precision) if cfg.compile else "off",
               "baseline": entry.baseline or "-"}
     if entry.baseline:
         apply_model_baseline(entry.baseline, model)
-    trainer = Trainer(model, r, work / "model", corpus=corpus, valid=Validation([], [], []), tgt_vocab=tgt_vocab,
-                      device=device)
-    if entry.baseline:
         apply_trainer_baseline(entry.baseline, trainer)
     plan = trainer.epoch_batches(0)
     result.update(padding(plan, corpus))
     batches = [plan[i % len(plan)] for i in range(args.warmup + args.steps)]
 
-    bf16 = device.type == "cuda" and cfg.autocast
     n = args.matmul_size or (8192 if device.type == "cuda" else 2048)
-    result["matmul_dtype"] = "bf16" if bf16 else "fp32"
-    dtype = torch.bfloat16 if bf16 else torch.float32
-    before = matmul_gflops(device, n, dtype)
-    print(f"bench: {entry.name}: training {args.warmup} + {args.steps} steps on {device}", file=sys.stderr)
+    before = matmul_rates(device, n)
+    print(f"bench: {entry.name}: training {args.warmup} + {args.steps} steps on {device} in {precision}",
+          file=sys.stderr)
     result.update(measure_training(trainer, corpus, batches, args.warmup, device))
-    after = matmul_gflops(device, n, dtype)
-    # the machine's rate on both sides of the timed steps: a shared machine's speed drifts
-    result["matmul_gflop_s_before_after"] = [before, after]
-    result["matmul_gflop_s"] = (before + after) / 2
-    result["mfu"] = result["model_gflop_s"] / result["matmul_gflop_s"]
+    result.update(utilisation(result, before, matmul_rates(device, n), result.pop("train_flops"), precision))
     trainer.optimizer.zero_grad(set_to_none=True)
 
     if args.decode_sentences > 0:
@@ -247,20 +222,45 @@ def bench_entry(entry: Entry, args, work: Path, cache: dict) -> dict:
         lines = read_lines(data_files(r, split)[0])[:args.decode_sentences]
         decoder = model
         if entry.trained:
-            decoder = Translator.load(entry.trained, str(device)).model
+            decoder = Translator.load(entry.trained, str(device), precision="fp32").model  # (int8: below)
             if result["compile"] == "on":
-                compile_decoder_step(decoder, probe, device, cfg.autocast)
+                compile_decoder_step(decoder, probe, device, precision)
         result["decode_split"], result["decode_sentences"] = split, len(lines)
-        for label, beam in (("greedy", 1), (f"beam{args.beam_size}", args.beam_size)):
-            print(f"bench: {entry.name}: decoding {len(lines)} sentences, {label}", file=sys.stderr)
-            for k, v in measure_decoding(decoder, src_vocab.encode(lines), r.decoding, device, beam,
-                                             autocast_on=cfg.autocast).items():
-                result[f"{label}_{k}"] = v
-    result["peak_rss_mib"] = peak_rss_mib()
-    if device.type == "cuda":
-        result["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
-    result["peak_memory_mib"] = result.get("peak_gpu_mib", result["peak_rss_mib"])
+        sources = src_vocab.encode(lines)
+        result["decode_precisions"] = decode_precisions(r, args, device)
+        for p in result["decode_precisions"]:
+            searched = quantize_int8(decoder)[0] if p == "int8" else decoder
+            for label, beam in (("greedy", 1), (f"beam{args.beam_size}", args.beam_size)):
+                print(f"bench: {entry.name}: decoding {len(lines)} sentences, {label}, {p}", file=sys.stderr)
+                for k, v in measure_decoding(searched, sources, r.decoding, device, beam, p).items():
+                    result[f"{label}_{k}_{p}"] = v
+    result.update(peak_memory(device))
     del trainer, model
+    return result
+
+
+def decode_precisions(recipe: Recipe, args, device: torch.device) -> list[str]:
+    """The precisions a variant decodes in: --decode-precision's, else its decoding.precision;
+    each resolved (seq2seq/device.py: auto by the device, int8 on the CPU only)."""
+    if args.decode_precision:
+        names, source = args.decode_precision.split(","), "--decode-precision"
+    else:
+        names, source = [recipe.decoding.precision], "decoding.precision"
+    return list(dict.fromkeys(resolve_decoding_precision(n.strip(), device, source) for n in names))
+
+
+def bench_entry(entry: Entry, args, work: Path, cache: dict) -> dict:
+    """Every figure of one entry: translation and summarisation here, the rooms' tasks in bench_tasks.py."""
+    cfg = entry.recipe.training
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    gc.collect()
+    if entry.recipe.task in ROOMS:
+        precisions = decode_precisions(entry.recipe, args, device)
+        result = bench_task(entry.name, entry.recipe, args, work, device, precisions)
+    else:
+        result = bench_seq2seq(entry, args, work, cache, device)
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -269,28 +269,47 @@ def bench_entry(entry: Entry, args, work: Path, cache: dict) -> dict:
 
 # ---------------------------------------------------------------- report
 
-def rows(beam: int) -> list[tuple[str, str, str]]:
-    """(label, result key, format) of the table."""
-    b = f"beam{beam}"
-    return [("train target tok/s", "train_tgt_tok_s", "{:.0f}"),
-            ("train source tok/s", "train_src_tok_s", "{:.0f}"),
-            ("train MFLOP / target token", "mflop_per_tgt_token", "{:.3g}"),
-            ("model GFLOP/s", "model_gflop_s", "{:.2f}"),
-            ("matmul GFLOP/s", "matmul_gflop_s", "{:.1f}"),
-            ("MFU %", "mfu", "{:.1%}"),
-            ("padding src % (pad / real)", "padding_src", "{:.1%}"),
-            ("padding tgt % (pad / real)", "padding_tgt", "{:.1%}"),
-            ("sentences / batch", "sentences_per_batch", "{:.1f}"),
-            ("greedy sent/s", "greedy_sent_s", "{:.1f}"),
-            ("greedy tok/s", "greedy_tok_s", "{:.0f}"),
-            ("greedy mean length", "greedy_mean_length", "{:.1f}"),
-            (f"{b} sent/s", f"{b}_sent_s", "{:.1f}"),
-            (f"{b} tok/s", f"{b}_tok_s", "{:.0f}"),
-            (f"{b} mean length", f"{b}_mean_length", "{:.1f}"),
-            ("peak memory MiB", "peak_memory_mib", "{:.0f}"),
-            ("parameters (M)", "parameters", "{:.2f}"),
-            ("compile", "compile", "{}"),
-            ("baseline (slow path)", "baseline", "{}")]
+def decoding_rows(precision: str, beam: int) -> list[tuple[str, str, str]]:
+    """The rows of one decoding precision: translation's searches and the rooms' inference."""
+    out = []
+    for label in ("greedy", f"beam{beam}"):
+        out += [(f"{label} sent/s {precision}", f"{label}_sent_s_{precision}", "{:.1f}"),
+                (f"{label} tok/s {precision}", f"{label}_tok_s_{precision}", "{:.0f}"),
+                (f"{label} mean length {precision}", f"{label}_mean_length_{precision}", "{:.1f}")]
+    return out + [(f"inference texts/s {precision}", f"infer_texts_s_{precision}", "{:.1f}"),
+                  (f"inference tok/s {precision}", f"infer_tok_s_{precision}", "{:.0f}"),
+                  (f"generate units/s {precision}", f"generate_units_s_{precision}", "{:.1f}"),
+                  (f"score chars/s {precision}", f"score_chars_s_{precision}", "{:.0f}")]
+
+
+def rows(results: list[dict], beam: int) -> list[tuple[str, str, str]]:
+    """(label, result key, format) of the table: those of the figures some result has."""
+    decoded = dict.fromkeys(p for r in results for p in r.get("decode_precisions", []))
+    every = [("task", "task", "{}"),
+             ("training precision", "precision", "{}"),
+             ("train target tok/s", "train_tgt_tok_s", "{:.0f}"),
+             ("train source tok/s", "train_src_tok_s", "{:.0f}"),
+             ("train tok/s (pieces, words or units)", "train_tok_s", "{:.0f}"),
+             ("train texts/s (sentences)", "train_texts_s", "{:.1f}"),
+             ("train steps/s", "train_steps_s", "{:.2f}"),
+             ("train MFLOP / target token", "mflop_per_tgt_token", "{:.3g}"),
+             ("train MFLOP / token", "mflop_per_token", "{:.3g}"),
+             ("model GFLOP/s", "model_gflop_s", "{:.2f}"),
+             *[(f"matmul GFLOP/s {p}", f"matmul_gflop_s_{p}", "{:.1f}") for p in PRECISIONS],
+             ("MFU % (of the training precision's matmul)", "mfu", "{:.1%}"),
+             ("padding src % (pad / real)", "padding_src", "{:.1%}"),
+             ("padding tgt % (pad / real)", "padding_tgt", "{:.1%}"),
+             ("sentences / batch", "sentences_per_batch", "{:.1f}"),
+             *[row for p in decoded for row in decoding_rows(p, beam)],
+             ("peak memory MiB", "peak_memory_mib", "{:.0f}"),
+             ("parameters (M)", "parameters", "{:.2f}"),
+             ("compile", "compile", "{}"),
+             ("baseline (slow path)", "baseline", "{}")]
+    return [row for row in every if any(row[1] in r for r in results)]
+
+
+BREAKDOWNS = {"forward_mflop_per_tgt_token": "forward MFLOP / target token:",
+              "forward_mflop_per_token": "forward MFLOP / token:"}
 
 
 def table(results: list[dict], beam: int) -> str:
@@ -305,11 +324,13 @@ def table(results: list[dict], beam: int) -> str:
 
     base = results[0]
     lines = [["", *[r["name"] for r in results]]]
-    lines += [[label, *[cell(r, key, fmt, base) for r in results]] for label, key, fmt in rows(beam)]
-    components = list(dict.fromkeys(k for r in results for k in r["forward_mflop_per_tgt_token"]))
-    lines.append(["forward MFLOP / target token:", *[""] * len(results)])
-    lines += [[f"  {c}", *[f"{r['forward_mflop_per_tgt_token'].get(c, 0.0):.3g}" for r in results]]
-              for c in components]
+    lines += [[label, *[cell(r, key, fmt, base) for r in results]] for label, key, fmt in rows(results, beam)]
+    for key, title in BREAKDOWNS.items():
+        components = list(dict.fromkeys(c for r in results for c in r.get(key, {})))
+        if components:
+            lines.append([title, *[""] * len(results)])
+            lines += [[f"  {c}", *[f"{r[key][c]:.3g}" if c in r.get(key, {}) else "-" for r in results]]
+                      for c in components]
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
                                enumerate(zip(line, widths))).rstrip() for line in lines)
@@ -325,8 +346,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=30, help="timed training steps")
     p.add_argument("--warmup", type=int, default=5, help="untimed training steps first")
     p.add_argument("--decode-sentences", type=int, default=200,
-                   help="first sentences of the recipe's last test split; 0: skip decoding")
+                   help="first sentences (texts, lines) of the recipe's last test split, else of its valid "
+                        "split, for decoding (inference); 0: skip it")
     p.add_argument("--beam-size", type=int, default=5)
+    p.add_argument("--decode-precision", metavar="P,...",
+                   help="decode in each of these (auto, fp32, bf16, int8); default: each entry's decoding.precision")
+    p.add_argument("--generate-units", type=int, default=200,
+                   help="language models: units generated greedily for the generation rate")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: each recipe's training.device")
     p.add_argument("--matmul-size", type=int, default=0,
@@ -342,9 +368,11 @@ def main(argv) -> int:
     args.entries = [e for e in args.entries if "=" not in e]
     if not args.entries:
         raise UserError("give at least one recipe or model directory")
-    if args.steps < 1 or args.warmup < 0 or args.decode_sentences < 0 or args.beam_size < 1:
-        raise UserError("--steps and --beam-size must be >= 1, --warmup and --decode-sentences >= 0")
+    if min(args.steps, args.beam_size, args.generate_units) < 1 or min(args.warmup, args.decode_sentences) < 0:
+        raise UserError("--steps, --beam-size and --generate-units must be >= 1, --warmup and --decode-sentences >= 0")
     entries = parse_entries(args)
+    for e in entries:  # devices and precisions that cannot be had: said before any work
+        decode_precisions(e.recipe, args, resolve_device(e.recipe.training.device))
     old_cache = datasets.config.HF_DATASETS_CACHE
     try:
         with tempfile.TemporaryDirectory(prefix="seq2seq-bench-") as work:
@@ -361,11 +389,12 @@ def main(argv) -> int:
                     torch.cuda.is_available() else None, "cudnn": torch.backends.cudnn.version() if
                     torch.cuda.is_available() else None},
         "settings": {k: getattr(args, k) for k in ("steps", "warmup", "decode_sentences", "beam_size",
-                                                    "device", "matmul_size", "overrides",
-                                                    "variant", "data_dir")},
+                                                    "decode_precision", "generate_units", "device",
+                                                    "matmul_size", "overrides", "variant", "data_dir")},
         "variants": [{**r, "recipe": to_dict(e.recipe)} for r, e in zip(results, entries)],
-        "ratios": {r["name"]: {k: r[k] / base[k] for _, k, _ in rows(args.beam_size)
-                               if isinstance(base.get(k), (int, float)) and base[k] and k in r}
+        "ratios": {r["name"]: {k: r[k] / base[k] for _, k, _ in rows(results, args.beam_size)
+                               if isinstance(base.get(k), (int, float)) and not isinstance(base[k], bool)
+                               and base[k] and k in r}
                    for r in results[1:]},
     }
     if args.json:
