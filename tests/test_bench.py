@@ -166,16 +166,25 @@ from seq2seq.data import make_batches  # noqa: E402
 
 
 @pytest.mark.parametrize("baseline", ["stepwise_decoder", "stepwise_output"])
-@pytest.mark.parametrize("input_feeding", [False, True])
-def test_slow_baselines_compute_what_the_fast_paths_compute(make_model, baseline, input_feeding):
-    model = make_model(decoder={"input_feeding": input_feeding, "num_layers": 2})
+@pytest.mark.parametrize("model", [{"decoder": {"input_feeding": False, "num_layers": 2}},
+                                   {"decoder": {"input_feeding": True, "num_layers": 2}},
+                                   {"decoder": {"input_feeding": False, "output_dropout": 0.5}, "copy": True},
+                                   {"decoder": {"type": "conditional"}}], ids=["fused", "feeding", "copy", "cgru"])
+def test_slow_baselines_compute_what_the_fast_paths_compute(make_model, baseline, model):
+    model = make_model(**model)
     batch = collate([[4, 5, 6, 7], [8, 9]], [[5, 6, 7], [9, 4, 10, 11, 5]])
+    if baseline == "stepwise_decoder" and not hasattr(model.decoder, "forward_stepwise"):
+        with pytest.raises(UserError, match="always runs step by step"):
+            baselines.apply_model_baseline(baseline, model)
+        return
     fast_logits, fast_weights = model(batch)
     baselines.apply_model_baseline(baseline, model)
     slow_logits, slow_weights = model(batch)
     torch.testing.assert_close(torch.log_softmax(slow_logits, -1), torch.log_softmax(fast_logits, -1),
                                rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(slow_weights, fast_weights, rtol=1e-5, atol=1e-6)
+    if model.output_dropout.p > 0:  # training: the slow way drops out the output layer's input too
+        assert not torch.allclose(model.train()(batch)[0], slow_logits)
 
 
 def test_unbucketed_batches_keep_the_budget_and_pad_more_than_bucketed_ones():

@@ -33,7 +33,8 @@ def _stepwise_output_forward(model, batch):
     log_probs, all_weights = [], []
     for t in range(embedded.size(1)):
         att, weights, state = model.decoder.step(embedded[:, t:t + 1], memory, state)
-        log_probs.append(torch.log_softmax(model.generator(att).float(), dim=-1))
+        out = model._output(att, embedded[:, t:t + 1], weights, memory)  # output dropout, copy: as forward's
+        log_probs.append(torch.log_softmax(out.float(), dim=-1))
         all_weights.append(weights)
     return torch.cat(log_probs, 1), torch.cat(all_weights, 1)  # log_softmax leaves these as they are
 
@@ -55,10 +56,11 @@ def unbucketed_batches(indices: np.ndarray, src_lengths: np.ndarray, tgt_lengths
 
 def apply_model_baseline(name: str, model) -> None:
     if name == "stepwise_decoder":
+        if not hasattr(model.decoder, "forward_stepwise"):
+            raise UserError(f"the stepwise_decoder baseline is for model.decoder.type recurrent: a "
+                            f"{type(model.decoder).__name__} always runs step by step")
         model.decoder.forward = model.decoder.forward_stepwise
     elif name == "stepwise_output":
-        if model.copy is not None:
-            raise UserError("the stepwise_output baseline does not handle copy models")
         model.forward = types.MethodType(_stepwise_output_forward, model)
 
 
