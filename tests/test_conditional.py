@@ -14,7 +14,7 @@ from seq2seq.config import recipe_from_dict
 from seq2seq.errors import UserError
 from seq2seq.modules.conditional import ConditionalDecoder
 from seq2seq.search import beam_search, greedy_search, max_lengths
-from seq2seq.vocab import BOS
+from seq2seq.vocab import BOS, EOS
 
 SRC = [[4, 5, 6, 7, 8], [9, 10], [11, 4, 5]]
 TGT = [[5, 4], [10, 9, 8, 7], [6]]
@@ -93,7 +93,11 @@ def test_input_feeding_reaches_the_next_step(make_model):
 
 
 def test_beam_search_scores_are_the_teacher_forced_ones(make_model):
-    model = make_model(deterministic=False, decoder={"type": "conditional", "cell": "lstm"})
+    torch.manual_seed(0)
+    model = make_model(vocab_size=18, deterministic=False, decoder={"type": "conditional", "cell": "lstm"})
+    with torch.no_grad():  # a peakier output layer, and no pad/unk/bos (as test_search.py's random_model)
+        model.generator.weight.mul_(6.0)
+        model.generator.bias[:EOS] -= 10.0
     batch = collate(SRC)
     limit = max_lengths(batch.src_lengths, 1.5, 3)
     greedy = greedy_search(model, batch.src, batch.src_lengths, limit)
@@ -101,7 +105,7 @@ def test_beam_search_scores_are_the_teacher_forced_ones(make_model):
     assert [h[0].tokens for h in one] == [h[0].tokens for h in greedy]
     hyps = beam_search(model, batch.src, batch.src_lengths, limit, beam_size=3, alpha=0.0, nbest=3)
     pairs = [(src, h) for src, hs in zip(SRC, hyps) for h in hs]
-    assert len(pairs) == 9
+    assert len(pairs) == 9 and len({len(h.tokens) for _, h in pairs}) > 1  # EOS decisions seen
     forced = collate([src for src, _ in pairs], [h.tokens for _, h in pairs])
     with torch.no_grad():
         log_probs = torch.log_softmax(model(forced)[0], -1)  # (N, T, V)
