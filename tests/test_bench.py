@@ -19,7 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import bench  # noqa: E402
 from flops import TRAINING_FACTOR, forward_flops, rnn_flops  # noqa: E402
 
+from seq2seq import experiment  # noqa: E402
 from seq2seq.batch import collate  # noqa: E402
+from seq2seq.config import recipe_from_dict  # noqa: E402
 from seq2seq.errors import UserError  # noqa: E402
 from seq2seq.modules import RNN_CELLS  # noqa: E402
 
@@ -140,6 +142,18 @@ def test_bench_runs_two_variants_and_writes_json(tmp_path, data_dir, tiny_recipe
     assert "attention query" in tiny["forward_mflop_per_tgt_token"]
     assert "attention query" not in dot["forward_mflop_per_tgt_token"]
     assert report["ratios"]["dot"]["mfu"] == pytest.approx(dot["mfu"] / tiny["mfu"])
+
+
+def test_bench_of_a_trained_model_directory_decodes_with_its_weights(tmp_path, data_dir, tiny_recipe_dict):
+    model_dir = tmp_path / "model"
+    experiment.train(recipe_from_dict(tiny_recipe_dict), model_dir)  # 3 steps
+    out = tmp_path / "bench.json"
+    assert bench.main([str(model_dir), "--steps", "1", "--warmup", "0", "--decode-sentences", "4",
+                       "--matmul-size", "64", "--decode-precision", "int8", "--json", str(out),
+                       "--variant", "wide:model.decoder.hidden_size=24"]) == 0
+    trained, wide = json.loads(out.read_text())["variants"]
+    assert trained["trained_model"] == str(model_dir) and wide["trained_model"] is None  # other shapes
+    assert trained["greedy_sent_s_int8"] > 0 and trained["decode_sentences"] == 4
 
 
 @pytest.mark.parametrize("argv, message", [
