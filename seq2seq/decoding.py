@@ -1,6 +1,7 @@
-"""Search over many sources: batches of similar length, each sentence's length budget from the
-decoding section, results in input order. Used by the Translator (and through it every command),
-by validation inside training and by tools/bench.py; the search itself is seq2seq/search.py.
+"""Search over many sources: batches of similar length (length_batches), each sentence's length
+budget from the decoding section, results in input order. Used by the Translator (and through it
+every command), by validation inside training and by tools/bench.py; the search itself is
+seq2seq/search.py.
 
 An empty source is not searched (the model never saw an empty sentence): its one hypothesis is
 empty, with score 0 (log 1) and, when asked for, a (1, 0) attention matrix.
@@ -27,6 +28,25 @@ from seq2seq.sampling import Sampling, sample_search, sentence_generator
 from seq2seq.search import Hypothesis, beam_search, greedy_search, max_lengths
 
 
+def length_batches(lengths: list[int], size: int) -> list[list[int]]:
+    """The indices of the non-zero `lengths`, shortest first, cut into batches of at most `size`
+    sentences and at most size x (the median length) source positions, padding included (count x
+    the batch's longest): a batch of typical sentences is full, one of long sentences holds fewer,
+    so it pads less where lengths jump and takes no more memory than a full batch of typical ones.
+    Ties keep input order."""
+    order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: lengths[i])
+    if not order:
+        return []
+    budget = size * lengths[order[len(order) // 2]]
+    batches, batch = [], []
+    for i in order:
+        if batch and (len(batch) == size or (len(batch) + 1) * lengths[i] > budget):
+            batches.append(batch)
+            batch = []
+        batch.append(i)
+    return batches + [batch]
+
+
 def decode_ids(model, sources: list[list[int]], cfg: DecodingConfig, device: torch.device, *,
                precision: str, beam_size: int | None = None, batch_size: int | None = None,
                nbest: int = 1, return_attention: bool = False, progress: bool = False,
@@ -46,12 +66,10 @@ def decode_ids(model, sources: list[list[int]], cfg: DecodingConfig, device: tor
     results: list[list[Hypothesis]] = [
         [] if s else [Hypothesis([], 0.0, torch.zeros(1, 0) if return_attention else None)]
         for s in sources]
-    order = sorted((i for i, s in enumerate(sources) if s), key=lambda i: len(sources[i]))
     was_training = model.training
     model.eval()
-    chunks = range(0, len(order), size)
-    for start in tqdm(chunks, desc="decoding", unit="batch", disable=not progress, leave=False):
-        idx = order[start:start + size]
+    batches = length_batches([len(s) for s in sources], size)
+    for idx in tqdm(batches, desc="decoding", unit="batch", disable=not progress, leave=False):
         batch = collate([sources[i] for i in idx]).to(device)
         limit = max_lengths(batch.src_lengths, cfg.max_length_ratio, cfg.max_length_offset)
         if cfg.max_length:

@@ -75,3 +75,26 @@ def test_nbest_must_fit_the_beam(beam, nbest):
         beam_search(Recording(), torch.full((1, 2), 7), torch.tensor([2]), torch.tensor([2]),
                     beam_size=2, nbest=3)
 
+
+
+# ---------------------------------------------------------------- batches
+
+
+def test_length_batches_by_hand():
+    """Shortest first (ties in input order), at most `size` sentences, and at most size x the
+    median length in source positions, padding included: the long tail goes in smaller batches."""
+    from seq2seq.decoding import length_batches
+    lengths = [3, 0, 1, 30, 2, 3, 2, 4, 12]  # median of the non-empty: 3; size 3: 9 positions
+    assert length_batches(lengths, 3) == [[2, 4, 6], [0, 5], [7], [8], [3]]
+    assert length_batches(lengths, 100) == [[2, 4, 6, 0, 5, 7, 8, 3]]  # 8 x 30 within 100 x 3
+    assert length_batches([0, 0], 4) == []
+
+
+def test_decode_ids_batches_by_length_and_answers_in_input_order():
+    model = Recording()
+    sources = [[7] * 9, [7, 7], [7, 7, 7], [7, 7], [7, 7], [7, 7]]
+    hyps = decode_ids(model, sources, CFG, CPU, precision="fp32", batch_size=4)
+    assert model.encoded == [[2, 2, 2, 2], [3], [9]]  # median 2: 8 positions a batch at most
+    alone = [decode_ids(Recording(), [s], CFG, CPU, precision="fp32")[0] for s in sources]
+    assert [[h.tokens for h in hs] for hs in hyps] == [[h.tokens for h in hs] for hs in alone]
+    assert hyps[0][0].tokens != hyps[1][0].tokens  # the long source answers differently: order shows
