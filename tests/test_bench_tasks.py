@@ -118,7 +118,7 @@ def test_each_rooms_bench_runs_a_variant_and_writes_json(task, tmp_path, capsys)
     out = tmp_path / "bench.json"
     assert bench.main([str(recipe), "--steps", "2", "--warmup", "1", "--decode-sentences", "2",
                        "--generate-units", "5", "--matmul-size", "64", "--json", str(out), "--variant", variant,
-                       "--decode-precision", "fp32,bf16", "training.precision=fp32"]) == 0
+                       "--decode-precision", "bf16,int8", "training.precision=fp32"]) == 0
     table = capsys.readouterr().out
     assert re.search(rf"^task +{task} +{task}$", table, re.M) and "x)" in table
     assert "train target tok/s" not in table  # translation's rows stay out
@@ -127,14 +127,16 @@ def test_each_rooms_bench_runs_a_variant_and_writes_json(task, tmp_path, capsys)
     assert (base["name"], alt["name"]) == (task, variant.partition(":")[0])
     for r in (base, alt):
         assert r["task"] == task and r["precision"] == "fp32" and r["train_steps"] == 2
-        assert r["decode_precisions"] == ["fp32", "bf16"] and r["decode_split"] == "valid"
+        assert r["decode_precisions"] == ["bf16", "int8"] and r["decode_split"] == "valid"
         for key in ("train_tok_s", "train_steps_s", "mflop_per_token", "model_gflop_s", "matmul_gflop_s_fp32",
                     "matmul_gflop_s_bf16", "mfu", "peak_memory_mib", *[f"{k}_{p}" for k in inference
-                                                                       for p in ("fp32", "bf16")]):
+                                                                       for p in ("bf16", "int8")]):
             assert r[key] > 0, key
         assert r["mfu"] == pytest.approx(r["model_gflop_s"] / r["matmul_gflop_s_fp32"])
         assert r["mflop_per_token"] == pytest.approx(TRAINING_FACTOR * sum(r["forward_mflop_per_token"].values()))
         assert ("train_texts_s" in r) == (task != "language_model")
+    # torch's int8 kernels take nn.LSTM and nn.GRU; the wm and peephole variants' Recurrence stays fp32, said
+    assert base["int8_fp32_layers"] == [] and bool(alt["int8_fp32_layers"]) == (task != "classification")
     # the FLOPs follow the variant: wm_lstm adds a matmul, mean pooling drops attention pooling's,
     # peephole_lstm's weights are element-wise
     assert (alt["forward_mflop_per_token"] == base["forward_mflop_per_token"]) == (task == "tagging")

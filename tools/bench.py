@@ -51,7 +51,8 @@ import torch
 from baselines import BASELINES, apply_model_baseline, apply_trainer_baseline
 from bench_tasks import ROOMS, bench_task
 from flops import TRAINING_FACTOR, forward_flops
-from measure import PRECISIONS, matmul_rates, peak_memory, reset_peak_memory, sync, timed_steps, utilisation
+from measure import (PRECISIONS, matmul_rates, model_in, peak_memory, reset_peak_memory, sync, timed_steps,
+                     utilisation)
 from seq2seq.batch import collate
 from seq2seq.checkpoint import load_meta
 from seq2seq.cli.common import run
@@ -59,7 +60,7 @@ from seq2seq.compiling import compile_decoder_step
 from seq2seq.config import Recipe, apply_overrides, read_yaml, recipe_from_dict, to_dict
 from seq2seq.data import load_corpus, read_lines
 from seq2seq.decoding import decode_ids
-from seq2seq.device import quantize_int8, resolve_decoding_precision, resolve_device
+from seq2seq.device import resolve_decoding_precision, resolve_device
 from seq2seq.errors import UserError
 from seq2seq.experiment import data_files
 from seq2seq.model import build_model
@@ -229,7 +230,7 @@ def bench_seq2seq(entry: Entry, args, work: Path, cache: dict, device: torch.dev
         sources = src_vocab.encode(lines)
         result["decode_precisions"] = decode_precisions(r, args, device)
         for p in result["decode_precisions"]:
-            searched = quantize_int8(decoder)[0] if p == "int8" else decoder
+            searched = model_in(decoder, p, entry.name, result)
             for label, beam in (("greedy", 1), (f"beam{args.beam_size}", args.beam_size)):
                 print(f"bench: {entry.name}: decoding {len(lines)} sentences, {label}, {p}", file=sys.stderr)
                 for k, v in measure_decoding(searched, sources, r.decoding, device, beam, p).items():

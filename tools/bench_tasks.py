@@ -35,10 +35,9 @@ import numpy as np
 import torch
 
 from flops import TRAINING_FACTOR, classifier_terms, count, language_model_terms, tagger_terms
-from measure import matmul_rates, peak_memory, reset_peak_memory, sync, timed_steps, utilisation
+from measure import matmul_rates, model_in, peak_memory, reset_peak_memory, sync, timed_steps, utilisation
 from seq2seq.checkpoint import VOCAB_JOINT
 from seq2seq.config import Recipe
-from seq2seq.device import quantize_int8
 from seq2seq.tasks.classification import training as classification_training
 from seq2seq.tasks.classification.data import encode_texts, read_split
 from seq2seq.tasks.classification.model import class_logits
@@ -156,7 +155,7 @@ def bench_task(name: str, recipe: Recipe, args, work: Path, device: torch.device
         result["decode_split"], result["decode_precisions"] = split, precisions
         for p in precisions:
             print(f"bench: {name}: inference on the first {args.decode_sentences} of {split!r}, {p}", file=sys.stderr)
-            model = quantize_int8(trainer.model)[0] if p == "int8" else trainer.model
+            model = model_in(trainer.model, p, name, result)
             figures = measure_inference(model, trainer, recipe, split, args, device, p)
             result["infer_texts"] = figures.pop("infer_texts")
             result.update({f"{k}_{p}": v for k, v in figures.items()})

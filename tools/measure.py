@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seq2seq.device import quantize_int8
+
 PRECISIONS = ("fp32", "bf16")  # what training runs in; decoding also has int8
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -59,6 +61,19 @@ def timed_steps(trainer, batches: list[np.ndarray], warmup: int, device: torch.d
     seconds = time.perf_counter() - start
     return {"train_seconds": seconds, "train_steps": len(timed), "train_steps_s": len(timed) / seconds,
             "train_units": units}
+
+
+def model_in(model, precision: str, name: str, result: dict):
+    """The model that decodes in `precision`: `model` itself, or for int8 its quantised copy
+    (device.quantize_int8); the recurrent layers torch leaves in fp32 are said on stderr and kept
+    in result["int8_fp32_layers"]."""
+    if precision != "int8":
+        return model
+    quantized, left = quantize_int8(model)
+    if left:
+        print(f"bench: {name}: int8 leaves these in fp32: {'; '.join(left)}", file=sys.stderr)
+    result["int8_fp32_layers"] = left
+    return quantized
 
 
 def reset_peak_memory(device: torch.device) -> None:
