@@ -17,6 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import bench  # noqa: E402
+import measure  # noqa: E402
 from flops import TRAINING_FACTOR, forward_flops, rnn_flops  # noqa: E402
 
 from seq2seq import experiment  # noqa: E402
@@ -154,6 +155,17 @@ def test_bench_of_a_trained_model_directory_decodes_with_its_weights(tmp_path, d
     trained, wide = json.loads(out.read_text())["variants"]
     assert trained["trained_model"] == str(model_dir) and wide["trained_model"] is None  # other shapes
     assert trained["greedy_sent_s_int8"] > 0 and trained["decode_sentences"] == 4
+
+
+def test_int8_copy_runs_its_own_decoder_step_not_the_compiled_fp32_one(make_model, capsys):
+    model = make_model()
+    step = model.decoder.step
+    model.decoder.step = lambda *a: step(*a)  # what compile_decoder_step leaves: an instance attribute
+    result: dict = {}
+    quantized = measure.model_in(model, "int8", "x", result)
+    assert "step" not in vars(quantized.decoder) and "step" in vars(model.decoder)
+    assert "eager decoder step" in capsys.readouterr().err and result["int8_fp32_layers"] == []
+    assert measure.model_in(model, "bf16", "x", {}) is model
 
 
 @pytest.mark.parametrize("argv, message", [
