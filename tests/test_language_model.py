@@ -26,7 +26,7 @@ def recipe(cell: str = "lstm", **lm):
     return recipe_from_dict({"task": "language_model", "language_model": {"bptt_length": 3, "streams": 2, **lm},
                              "model": {"embedding_size": 6, "decoder": {"cell": cell, "hidden_size": 7,
                                                                         "num_layers": 2}},
-                             "training": {"device": "cpu", "clip_norm": 0.0}})
+                             "training": {"device": "cpu", "clip_norm": 0.0, "precision": "fp32"}})  # exact
 
 
 @pytest.fixture(scope="module")

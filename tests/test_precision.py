@@ -146,6 +146,20 @@ def test_a_bf16_step_runs_matmuls_in_bf16_and_keeps_loss_weights_and_optimizer_s
     assert {t.dtype for t in load_file(str(model_dir / "best.safetensors")).values()} == {torch.float32}
 
 
+@pytest.mark.parametrize("copy", [False, True])
+def test_search_steps_under_bf16_give_fp32_log_probabilities(make_model, copy):
+    """The output layer runs in bf16, the softmax over its logits (or the copy mixture) in fp32."""
+    model = make_model(copy=copy)
+    batch = collate([[4, 5, 6], [7, 8]])
+    seen = []
+    model.generator.register_forward_hook(lambda m, a, out: seen.append(out.dtype))
+    with torch.no_grad(), autocast(CPU, "bf16"):
+        memory, state = model.encode(batch.src, batch.src_lengths)
+        log_probs, _, _ = model.step(torch.tensor([2, 2]), memory, state)
+    assert seen == [torch.bfloat16] and log_probs.dtype == torch.float32
+    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(2))
+
+
 def test_the_training_precision_is_said_and_recorded(bf16_run):
     model_dir, _, trainer, out = bf16_run
     assert trainer.precision == "bf16"

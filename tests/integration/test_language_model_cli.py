@@ -32,12 +32,13 @@ def write_data(folder: Path) -> Path:
 
 
 def tiny(data_dir: Path, batching: str = "tbptt", **training) -> dict:
+    # training.precision fp32, as evaluate decodes on the CPU: the scores of validation are then evaluate's
     return {"name": "tiny_lm", "task": "language_model", "data": {"dir": str(data_dir)},
             "vocab": {"model_type": "char", "size": 19},  # 4 special + 15 characters
             "model": {"embedding_size": 8, "embedding_dropout": 0.1,
                       "decoder": {"cell": "lstm", "hidden_size": 24, "dropout": 0.1}},
             "language_model": {"batching": batching, "bptt_length": 16, "streams": 4},
-            "training": {"epochs": 2, "device": "cpu", "threads": 1, "lr": 0.01, **training}}
+            "training": {"epochs": 2, "device": "cpu", "threads": 1, "lr": 0.01, "precision": "fp32", **training}}
 
 
 @pytest.fixture(scope="module")
