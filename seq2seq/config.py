@@ -134,7 +134,7 @@ class TrainingConfig:
     max_bad_steps: int = field(default=10, metadata=_range(1))  # non-finite steps in a row, then stop
     seed: int = field(default=1, metadata=_range(0, 2**63 - 1))
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # bf16 autocast (weights, loss fp32); auto: bf16 where fast (device.py)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # bf16: autocast, weights and loss fp32; auto: device.py
     compile: bool = False  # torch.compile the decoder step (seq2seq/compiling.py)
     threads: int = field(default=0, metadata=_range(0, 1024))  # CPU threads; 0: all cores
     dist_timeout_minutes: float = field(default=60.0, metadata=_range(0.0, lo_open=True))  # torchrun: collective timeout

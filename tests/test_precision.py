@@ -174,7 +174,8 @@ def test_validation_decodes_in_the_training_precision_the_translator_in_the_deco
     import seq2seq.decoding
     calls = []
     monkeypatch.setattr(seq2seq.decoding, "autocast", lambda dev, p: calls.append(p) or autocast(dev, p))
-    for asked, used in [(None, "fp32"), ("bf16", "bf16"), ("int8", "int8"), ("auto", DECODING_AUTO[device.device_kind(CPU)])]:
+    auto = DECODING_AUTO[device.device_kind(CPU)]
+    for asked, used in [(None, "fp32"), ("bf16", "bf16"), ("int8", "int8"), ("auto", auto)]:
         translator = Translator.load(model_dir, "cpu", precision=asked)
         assert translator.precision == used
         translator.translate(["abc", "de"])
@@ -239,6 +240,25 @@ def test_int8_quantises_subclasses_of_torch_rnns_and_names_what_it_cannot(make_m
     quantized, left = quantize_int8(peephole)
     assert left == ["encoder.rnn (Recurrence)"]
     assert type(quantized.decoder.rnn) is DYNAMIC.GRU
+
+
+def test_the_task_rooms_decode_in_their_precision(char_vocab):
+    from seq2seq.tasks.classification.classifier import Classifier
+    from seq2seq.tasks.classification.model import build_classifier
+    from seq2seq.tasks.language_model.generator import LanguageModel
+    from seq2seq.tasks.language_model.model import build_language_model
+    lm_recipe = recipe_from_dict({"task": "language_model", "model": {
+        "embedding_size": 8, "decoder": {"cell": "lstm", "hidden_size": 8}}})
+    model = build_language_model(lm_recipe.model, len(char_vocab))
+    lm = LanguageModel(model, char_vocab, lm_recipe, CPU, precision="int8")
+    assert lm.precision == "int8" and {DYNAMIC.LSTM, DYNAMIC.Linear} <= {type(m) for m in lm.model.modules()}
+    assert len(lm.generate("ab", 5)) == 5
+    assert LanguageModel(model, char_vocab, lm_recipe, CPU).precision == DECODING_AUTO[device.device_kind(CPU)]
+    c_recipe = recipe_from_dict({"task": "classification", "decoding": {"precision": "bf16"}, "model": {
+        "embedding_size": 8, "encoder": {"hidden_size": 8}}})
+    classifier = Classifier(build_classifier(c_recipe.model, c_recipe.classification, len(char_vocab), 3),
+                            char_vocab, ["x", "y", "z"], c_recipe, CPU)
+    assert classifier.precision == "bf16" and classifier.classify(["abc", ""])[1] == ""
 
 
 # ---------------------------------------------------------------- commands
