@@ -121,7 +121,7 @@ def greedy_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len: 
                   return_attention: bool = False, min_length: int = 0,
                   no_repeat_ngram_size: int = 0) -> list[list[Hypothesis]]:
     """Argmax decoding; returns one hypothesis per sentence (as a 1-best list). Sentences that
-    have ended leave the batch (see SHRINK_AT): A below counts the rows still searching."""
+    have ended leave the batch (see SHRINK_AT); A counts the rows still searching."""
     memory, state = model.encode(src, src_lengths)
     B, device = src.size(0), src.device
     max_len = max_len.to(device)
@@ -184,7 +184,7 @@ class _Beams:
 
     def finish(self, out: list, nbest: int) -> None:
         """out[sentence] = its n-best list, for every sentence here."""
-        pool, pool_tokens = self.pool.tolist(), self.pool_tokens.tolist()
+        pool, pool_tokens, lengths = self.pool.tolist(), self.pool_tokens.tolist(), self.src_lengths.tolist()
         for a, sentence in enumerate(self.sentence.tolist()):
             hyps = []
             for k in range(nbest):
@@ -194,7 +194,7 @@ class _Beams:
                 n = seq.index(EOS) if EOS in seq else len(seq)
                 att = None
                 if self.pool_attn is not None:
-                    att = self.pool_attn[a, k, :n + 1, :int(self.src_lengths[a])].cpu()
+                    att = self.pool_attn[a, k, :n + 1, :lengths[a]].cpu()
                 hyps.append(Hypothesis(seq[:n], pool[a][k], att))
             out[sentence] = hyps
 
