@@ -68,9 +68,11 @@ def train_sentencepiece(files: list[Path], prefix: Path, cfg: VocabConfig, verba
     """Train a model on `files` (one sentence per line) into `prefix`.model / .vocab; every line
     counts, however long; fewer pieces than vocab.size (all the data holds) are said in a line.
     `verbatim`: pieces spell the text exactly as written (no normalisation, spaces kept, no
-    dummy prefix), so decode(encode(line)) == line for every known character (language models)."""
+    dummy prefix), so decode(encode(line)) == line for every known character (language models);
+    otherwise the text is normalised by vocab.normalization (sentencepiece's rule, kept in the model,
+    so what is encoded later is normalised alike)."""
     exact = dict(normalization_rule_name="identity", remove_extra_whitespaces=False,
-                 add_dummy_prefix=False) if verbatim else {}
+                 add_dummy_prefix=False) if verbatim else dict(normalization_rule_name=cfg.normalization)
     try:
         spm.SentencePieceTrainer.train(
             input=[str(f) for f in files],

@@ -25,3 +25,17 @@ def test_a_smaller_vocabulary_than_asked_is_said(tmp_path, capsys):
                    "(sentencepiece found no more)\n")
     train_sentencepiece([text], tmp_path / "spm2", VocabConfig(model_type="word", size=11))
     assert capsys.readouterr().out == ""
+
+
+def test_case_folding_is_kept_in_the_model(tmp_path):
+    """vocab.normalization nmt_nfkc_cf folds case when training and, kept in the model, when
+    encoding: 'The' and 'the' are one piece; the default keeps them apart."""
+    text = tmp_path / "text.txt"
+    text.write_text("The city is big\nthe town is small\nTHE END\n" * 10, encoding="utf-8")
+    folded = train_sentencepiece([text], tmp_path / "cf", VocabConfig(model_type="word", size=30,
+                                                                       normalization="nmt_nfkc_cf"))
+    assert len(folded) == 4 + 7  # the, city, is, big, town, small, end: no 'The', 'THE' or 'END'
+    assert folded.encode(["THE City"]) == folded.encode(["the city"])
+    assert folded.decode(folded.encode(["The City"])) == ["the city"]
+    kept = train_sentencepiece([text], tmp_path / "kept", VocabConfig(model_type="word", size=30))
+    assert len(kept) == 4 + 9 and kept.encode(["The"]) != kept.encode(["the"])
