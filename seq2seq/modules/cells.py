@@ -9,6 +9,8 @@ seq2seq/modules/recurrence.py, for `Recurrence` and `GRU`) what to register and 
 - `state_size`: 2 when the state is (h, c) as nn.LSTM's, 1 when it is h alone as nn.GRU's;
 - `extra_shapes(H)`: its own parameters besides those, name -> shape (one set per layer and
   direction, registered as `{name}_l{k}` and `{name}_l{k}_reverse`);
+- `initial_values`: those of its own parameters that start at a constant, name -> value (the
+  layer-norm gains 1, biases 0); every other parameter starts uniform, as nn.LSTM's;
 - `project(x, p)`: every time step's input projection in one matmul, (N, I) -> (N, G*H);
 - `weights(p)`: what `step` needs, prepared once per call (transposes, slices), as a tuple;
 - `step(xg, state, w)`: one time step for the rows still running: xg (n, G*H) from `project`,
@@ -18,6 +20,9 @@ seq2seq/modules/recurrence.py, for `Recurrence` and `GRU`) what to register and 
 The GRU fits the same slots: gates 3, state_size 1, `project` folding only the r and z parts of
 `bias_hh` into the projection, `step` adding the n part inside r * (W_hn h + b_hn).
 Gate order is nn.LSTM's (input i, forget f, cell candidate g, output o) and nn.GRU's (r, z, n).
+The layer-normalised cells (`model.*.layer_norm`, at the end of this file) change two places of a
+step, which the LSTM cells call as `preactivations` (the gates' sum before the nonlinearities) and
+`squash` (tanh of the new cell state), and the GRU as `recurrent_term`.
 
 Under CPU bf16 autocast the loop hands `weights` and `project` parameters whose matrices
 (`weight_*`) it has cast to bf16, the biases and peepholes left fp32: `project`'s F.linear is
@@ -48,6 +53,7 @@ class LSTMCell:
 
     gates = 4
     state_size = 2
+    initial_values: dict[str, float] = {}
 
     def extra_shapes(self, hidden_size: int) -> dict[str, tuple[int, ...]]:
         return {}
@@ -57,15 +63,22 @@ class LSTMCell:
         return F.linear(x, p["weight_ih"], p["bias_ih"] + p["bias_hh"])
 
     def weights(self, p: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        return (p["weight_hh"].t(),)  # (H, 4H)
+        return (p["weight_hh"].t(),)  # (H, 4H); the cells below append theirs
+
+    def preactivations(self, xg: torch.Tensor, h: torch.Tensor, w: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """xg (n, 4H) from `project`, h (n, H) -> every gate's pre-activation (n, 4H)."""
+        return recurrent_matmul(xg, h, w[0])  # the one recurrent matmul
+
+    def squash(self, c: torch.Tensor, w: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """tanh of the new cell state c (n, H), what h' = o * tanh(c') multiplies."""
+        return torch.tanh(c)
 
     def step(self, xg: torch.Tensor, state: tuple[torch.Tensor, ...],
              w: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         h, c = state  # (n, H) each
-        gates = recurrent_matmul(xg, h, w[0])  # (n, 4H): the one recurrent matmul
-        i, f, g, o = gates.chunk(4, 1)
+        i, f, g, o = self.preactivations(xg, h, w).chunk(4, 1)  # (n, H) each
         c = torch.addcmul(torch.sigmoid(f) * c, torch.sigmoid(i), torch.tanh(g))
-        return torch.sigmoid(o) * torch.tanh(c), c
+        return torch.sigmoid(o) * self.squash(c, w), c
 
 
 class PeepholeLSTMCell(LSTMCell):
@@ -90,14 +103,14 @@ class PeepholeLSTMCell(LSTMCell):
     def step(self, xg: torch.Tensor, state: tuple[torch.Tensor, ...],
              w: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         h, c = state  # (n, H) each
-        w_hh, peep_if, peep_o = w
+        peep_if, peep_o = w[1:3]
         n, hidden = c.shape
-        gates = recurrent_matmul(xg, h, w_hh)  # (n, 4H)
+        gates = self.preactivations(xg, h, w)  # (n, 4H)
         i_f = torch.sigmoid(torch.addcmul(gates[:, :2 * hidden].view(n, 2, hidden), peep_if,
                                           c.unsqueeze(1)))  # (n, 2, H): both gates at once
         c = torch.addcmul(i_f[:, 1] * c, i_f[:, 0], torch.tanh(gates[:, 2 * hidden:3 * hidden]))
         o = torch.sigmoid(torch.addcmul(gates[:, 3 * hidden:], peep_o, c))
-        return o * torch.tanh(c), c
+        return o * self.squash(c, w), c
 
 
 class WorkingMemoryLSTMCell(LSTMCell):
@@ -125,15 +138,15 @@ class WorkingMemoryLSTMCell(LSTMCell):
     def step(self, xg: torch.Tensor, state: tuple[torch.Tensor, ...],
              w: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         h, c = state  # (n, H) each
-        w_hh, w_c_if, b_c_if, w_c_o, b_c_o = w
+        w_c_if, b_c_if, w_c_o, b_c_o = w[1:5]
         hidden = c.size(1)
-        gates = recurrent_matmul(xg, h, w_hh)  # (n, 4H)
+        gates = self.preactivations(xg, h, w)  # (n, 4H)
         memory = torch.tanh(recurrent_matmul(b_c_if, c, w_c_if))  # (n, 2H): the old cell, for i and f
         i_f = torch.sigmoid(gates[:, :2 * hidden] + memory)  # (n, 2H)
         c = torch.addcmul(i_f[:, hidden:] * c, i_f[:, :hidden],
                           torch.tanh(gates[:, 2 * hidden:3 * hidden]))
         o = torch.sigmoid(gates[:, 3 * hidden:] + torch.tanh(recurrent_matmul(b_c_o, c, w_c_o)))
-        return o * torch.tanh(c), c
+        return o * self.squash(c, w), c
 
 
 class GRUCell:
@@ -146,6 +159,7 @@ class GRUCell:
 
     gates = 3
     state_size = 1
+    initial_values: dict[str, float] = {}
 
     def extra_shapes(self, hidden_size: int) -> dict[str, tuple[int, ...]]:
         return {}
@@ -162,12 +176,113 @@ class GRUCell:
         b_hn = torch.cat([b_hh.new_zeros(2 * hidden), b_hh[2 * hidden:]])  # (3H,): b_hn alone
         return p["weight_hh"].t(), b_hn  # (H, 3H), (3H,)
 
+    def recurrent_term(self, h: torch.Tensor, w: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """h (n, H) -> (n, 3H): W_h h, plus b_hn in the n part."""
+        return recurrent_matmul(w[1], h, w[0])
+
     def step(self, xg: torch.Tensor, state: tuple[torch.Tensor, ...],
              w: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor]:
         (h,) = state  # (n, H)
-        w_hh, b_hn = w
         hidden = h.size(1)
-        hg = recurrent_matmul(b_hn, h, w_hh)  # (n, 3H): W_h h, plus b_hn in the n part
+        hg = self.recurrent_term(h, w)  # (n, 3H)
         r_z = torch.sigmoid(xg[:, :2 * hidden] + hg[:, :2 * hidden])  # (n, 2H)
         n = torch.tanh(torch.addcmul(xg[:, 2 * hidden:], r_z[:, :hidden], hg[:, 2 * hidden:]))
         return (torch.lerp(n, h, r_z[:, hidden:]),)  # n + z * (h - n)
+
+
+# ---------------------------------------------------------------- layer normalisation (model.*.layer_norm)
+
+def gate_norm(x: torch.Tensor, gain: torch.Tensor, bias: torch.Tensor, gates: int) -> torch.Tensor:
+    """Layer normalisation of each gate block on its own: x (..., G*H) -> (..., G*H), each block of H
+    units to mean 0 and variance 1 (F.layer_norm, eps 1e-5), then times `gain` plus `bias` (G*H,),
+    per unit. x is taken in the gain's dtype: fp32 under CPU bf16 autocast, where F.layer_norm would
+    otherwise stay in bf16."""
+    blocks = x.to(gain.dtype).unflatten(-1, (gates, -1))  # (..., G, H)
+    return torch.addcmul(bias, F.layer_norm(blocks, blocks.shape[-1:]).flatten(-2), gain)
+
+
+def _norm_shapes(gates: int, hidden_size: int) -> dict[str, tuple[int, ...]]:
+    rows = (gates * hidden_size,)
+    return {"ln_ih_weight": rows, "ln_ih_bias": rows, "ln_hh_weight": rows, "ln_hh_bias": rows}
+
+
+_NORM_START = {"ln_ih_weight": 1.0, "ln_ih_bias": 0.0, "ln_hh_weight": 1.0, "ln_hh_bias": 0.0}
+
+
+class LayerNormLSTMCell(LSTMCell):
+    """The LSTM with layer normalisation inside the recurrence (Ba, Kiros & Hinton 2016, "Layer
+    Normalization", section 3.1 and its LSTM appendix; the normalised RNNs of Nematus and Sockeye):
+
+        (i, f, g, o) = LN(W x + b_ih; ln_ih) + LN(U h + b_hh; ln_hh)     LN per gate block of H
+        c' = f * c + i * g  (sigmoid i, f, o; tanh g),  h' = o * tanh(LN(c'; ln_c))
+
+    The input term and the recurrent term are normalised apart, before they are summed, so neither
+    sets the other's scale; `project` normalises the input term of every time step at once. The
+    statistics are each gate block's own (each of the 4 blocks of H rows of nn.LSTM's layout), and
+    each unit has its gain and bias (`ln_ih_weight`, `ln_ih_bias`, `ln_hh_*` (4H,), `ln_c_*` (H,);
+    gains start at 1, biases at 0). nn.LSTM's biases sit inside the normalisation, as Nematus's
+    W x + b. The cell state is carried unnormalised (Ba et al., Sockeye); only what tanh reads is.
+
+    The peephole and working-memory cells take the same normalisation (the classes below): their
+    cell-state terms join the normalised sum unnormalised, and read the unnormalised cell state.
+    """
+
+    initial_values = {**_NORM_START, "ln_c_weight": 1.0, "ln_c_bias": 0.0}
+
+    def extra_shapes(self, hidden_size: int) -> dict[str, tuple[int, ...]]:
+        return {**super().extra_shapes(hidden_size), **_norm_shapes(4, hidden_size),
+                "ln_c_weight": (hidden_size,), "ln_c_bias": (hidden_size,)}
+
+    def project(self, x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
+        """x (..., I) -> LN(W x + b_ih) (..., 4H): one matmul, one normalisation for every step."""
+        return gate_norm(F.linear(x, p["weight_ih"], p["bias_ih"]), p["ln_ih_weight"], p["ln_ih_bias"], 4)
+
+    def weights(self, p: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """The base cell's, then b_hh, ln_hh's gain and bias, ln_c's gain and bias: the last five."""
+        return super().weights(p) + (p["bias_hh"], p["ln_hh_weight"], p["ln_hh_bias"],
+                                     p["ln_c_weight"], p["ln_c_bias"])
+
+    def preactivations(self, xg: torch.Tensor, h: torch.Tensor, w: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        b_hh, gain, bias = w[-5:-2]
+        return xg + gate_norm(recurrent_matmul(b_hh, h, w[0]), gain, bias, 4)  # (n, 4H)
+
+    def squash(self, c: torch.Tensor, w: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return torch.tanh(F.layer_norm(c, c.shape[-1:], w[-2], w[-1]))  # (n, H)
+
+
+class LayerNormPeepholeLSTMCell(LayerNormLSTMCell, PeepholeLSTMCell):
+    """PeepholeLSTMCell's step with LayerNormLSTMCell's normalisation (p * c added after it)."""
+
+
+class LayerNormWorkingMemoryLSTMCell(LayerNormLSTMCell, WorkingMemoryLSTMCell):
+    """WorkingMemoryLSTMCell's step with LayerNormLSTMCell's normalisation (tanh(V c + b_c) added
+    after it)."""
+
+
+class LayerNormGRUCell(GRUCell):
+    """The GRU with layer normalisation inside the recurrence, as LayerNormLSTMCell (Ba et al. 2016;
+    Nematus's layer-normalised GRU, here in nn.GRU's form with r outside U_n h):
+
+        (a_r, a_z, a_n) = LN(W x + b_ih; ln_ih),  (u_r, u_z, u_n) = LN(U h + b_hh; ln_hh)
+        r = sigmoid(a_r + u_r),  z = sigmoid(a_z + u_z),  n = tanh(a_n + r * u_n)
+        h' = (1 - z) * n + z * h
+
+    LN per gate block of H (Nematus normalises r and z as one block of 2H, its W holding both);
+    gains `ln_*_weight` start at 1 and biases `ln_*_bias` at 0, (3H,) each.
+    """
+
+    initial_values = _NORM_START
+
+    def extra_shapes(self, hidden_size: int) -> dict[str, tuple[int, ...]]:
+        return _norm_shapes(3, hidden_size)
+
+    def project(self, x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
+        """x (..., I) -> LN(W x + b_ih) (..., 3H): one matmul, one normalisation for every step."""
+        return gate_norm(F.linear(x, p["weight_ih"], p["bias_ih"]), p["ln_ih_weight"], p["ln_ih_bias"], 3)
+
+    def weights(self, p: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        return p["weight_hh"].t(), p["bias_hh"], p["ln_hh_weight"], p["ln_hh_bias"]  # (H, 3H), (3H,) x 3
+
+    def recurrent_term(self, h: torch.Tensor, w: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """h (n, H) -> LN(U h + b_hh) (n, 3H)."""
+        return gate_norm(recurrent_matmul(w[1], h, w[0]), w[2], w[3], 3)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seq2seq.modules import RNN_CELLS
+from seq2seq.modules import LAYER_NORM_CELLS, RNN_CELLS
 from seq2seq.modules.attention import Attention
 from seq2seq.modules.decoder import DecoderState, Memory, initial_hidden
 
@@ -40,15 +40,17 @@ class ConditionalDecoder(nn.Module):
     num_layers = 1
 
     def __init__(self, cell: str, embedding_size: int, hidden_size: int, dropout: float,
-                 attention: Attention, encoder_size: int, input_feeding: bool, init: str):
+                 attention: Attention, encoder_size: int, input_feeding: bool, init: str,
+                 layer_norm: bool = False):
         super().__init__()
         self.cell, self.hidden_size = cell, hidden_size
         self.input_feeding, self.init = input_feeding, init
         self.output_size = embedding_size  # t_j's, what the output layer reads
         input_size = embedding_size + (embedding_size if input_feeding else 0)
-        self.rnn1 = RNN_CELLS[cell](input_size, hidden_size, 1, batch_first=True)
+        rnns = LAYER_NORM_CELLS if layer_norm else RNN_CELLS  # layer_norm: both cells
+        self.rnn1 = rnns[cell](input_size, hidden_size, 1, batch_first=True)
         self.attention = attention
-        self.rnn2 = RNN_CELLS[cell](encoder_size, hidden_size, 1, batch_first=True)
+        self.rnn2 = rnns[cell](encoder_size, hidden_size, 1, batch_first=True)
         self.att_vector_layer = nn.Linear(hidden_size + embedding_size + encoder_size, embedding_size)
         self.dropout = nn.Dropout(dropout)
         self.bridge = nn.Linear(encoder_size, hidden_size) if init == "bridge" else None

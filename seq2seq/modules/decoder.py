@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from seq2seq.modules import RNN_CELLS, WITH_CELL_STATE
+from seq2seq.modules import LAYER_NORM_CELLS, RNN_CELLS, WITH_CELL_STATE
 from seq2seq.modules.attention import Attention
 
 
@@ -72,14 +72,14 @@ class RecurrentDecoder(nn.Module):
 
     def __init__(self, cell: str, embedding_size: int, hidden_size: int, num_layers: int,
                  dropout: float, attention: Attention, encoder_size: int, input_feeding: bool,
-                 init: str):
+                 init: str, layer_norm: bool = False):
         super().__init__()
         self.cell, self.hidden_size, self.num_layers = cell, hidden_size, num_layers
         self.input_feeding, self.init = input_feeding, init
         self.output_size = hidden_size  # the attentional vector's, what the output layer reads
         input_size = embedding_size + (hidden_size if input_feeding else 0)
-        self.rnn = RNN_CELLS[cell](input_size, hidden_size, num_layers, batch_first=True,
-                                   dropout=dropout if num_layers > 1 else 0.0)
+        self.rnn = (LAYER_NORM_CELLS if layer_norm else RNN_CELLS)[cell](
+            input_size, hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
         self.attention = attention
         self.att_vector_layer = nn.Linear(hidden_size + encoder_size, hidden_size)
         self.dropout = nn.Dropout(dropout)

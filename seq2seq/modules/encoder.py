@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seq2seq.modules import RNN_CELLS
+from seq2seq.modules import LAYER_NORM_CELLS, RNN_CELLS
 
 
 class RecurrentEncoder(nn.Module):
@@ -17,11 +17,11 @@ class RecurrentEncoder(nn.Module):
     """
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int,
-                 bidirectional: bool, dropout: float):
+                 bidirectional: bool, dropout: float, layer_norm: bool = False):
         super().__init__()
-        self.rnn = RNN_CELLS[cell](input_size, hidden_size, num_layers, batch_first=True,
-                                   bidirectional=bidirectional,
-                                   dropout=dropout if num_layers > 1 else 0.0)
+        self.rnn = (LAYER_NORM_CELLS if layer_norm else RNN_CELLS)[cell](
+            input_size, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0)
         self.dropout = nn.Dropout(dropout)
         self.num_directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.num_directions

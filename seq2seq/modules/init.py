@@ -36,3 +36,5 @@ def initialize(model: nn.Module, scheme: str, embedding_std: float) -> None:
                         nn.init.xavier_uniform_(block)
                 else:
                     nn.init.zeros_(p)
+            if isinstance(module, Recurrence):
+                module.reset_constants()  # layer-norm gains back to 1 (zeroed above with the biases)

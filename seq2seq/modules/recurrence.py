@@ -78,10 +78,19 @@ class Recurrence(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """nn.LSTM's: every parameter uniform in +-1/sqrt(H), the cell's own included."""
+        """nn.LSTM's: every parameter uniform in +-1/sqrt(H), the cell's own included, but for those
+        the cell starts at a constant (reset_constants)."""
         bound = 1.0 / math.sqrt(self.hidden_size)
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
+        self.reset_constants()
+
+    def reset_constants(self) -> None:
+        """The cell's `initial_values` (layer-norm gains 1, biases 0) in every layer and direction;
+        seq2seq/modules/init.py calls it after its own scheme too."""
+        for names in self._names:
+            for key, value in self.cell.initial_values.items():
+                nn.init.constant_(getattr(self, names[key]), value)
 
     def extra_repr(self) -> str:
         return (f"{type(self.cell).__name__}, {self.input_size}, {self.hidden_size}, "
