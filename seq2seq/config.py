@@ -68,6 +68,7 @@ class EncoderConfig:
     num_layers: int = field(default=1, metadata=_range(1))
     bidirectional: bool = True
     dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))  # on inputs and outputs
+    layer_norm: bool = False  # inside the cell (Ba et al. 2016, as Nematus): seq2seq/modules/cells.py; not rnn
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class DecoderConfig:
     output_dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))  # on the output layer's input
     input_feeding: bool = True  # feed the last attentional vector to the next step
     init: Literal["bridge", "last", "zero"] = "bridge"  # initial state from the encoder
+    layer_norm: bool = False  # inside the cell(s), as model.encoder.layer_norm; not rnn
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,7 @@ class ClassificationConfig:
 class LanguageModelConfig:
     """task: language_model (seq2seq/tasks/language_model/): its text and how it is cut into batches.
     The units are vocab.model_type's (char: characters; unigram, bpe, word: sentencepiece pieces);
-    the network is model.embedding_size, model.decoder (cell, hidden_size, num_layers, dropout)
+    the network is model.embedding_size, model.decoder (cell, layer_norm, hidden_size, num_layers, dropout)
     and model.tie_output; validation scores bits per character, lower is better."""
     text_suffix: str = "txt"  # DIR/PREFIX.<text_suffix>: continuous text, its lines joined by newlines
     batching: Literal["tbptt", "windows"] = "tbptt"  # tbptt: streams, state carried across segments; windows: shuffled, fresh state

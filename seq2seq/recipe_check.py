@@ -63,6 +63,12 @@ def _check(recipe: Recipe, errors: list[str]) -> None:
     if conditional and m.decoder.num_layers != 1:
         errors.append(f"model.decoder.num_layers: {m.decoder.num_layers}, but model.decoder.type "
                       "'conditional' is one layer (two cells with attention between them); use 1")
+    for side, used in (("encoder", recipe.task != "language_model"),
+                       ("decoder", recipe.task not in ("classification", "tagging"))):
+        section = getattr(m, side)
+        if used and section.layer_norm and section.cell == "rnn":
+            errors.append(f"model.{side}.layer_norm: normalises the gates of model.{side}.cell 'gru', 'lstm', "
+                          "'peephole_lstm' or 'wm_lstm', and 'rnn' has none")
     if m.share_embeddings and not recipe.vocab.joint:
         errors.append("model.share_embeddings: needs vocab.joint: true")
     if m.copy and not recipe.vocab.joint:
@@ -159,7 +165,7 @@ _SEQ2SEQ_ONLY = ("data.src", "data.tgt", "data.max_source_length", "data.max_tar
 
 
 # what the language model leaves unused: its network is model.embedding_size, embedding_dropout,
-# the decoder's cell, hidden_size, num_layers and dropout, tie_output and init
+# the decoder's cell, layer_norm, hidden_size, num_layers and dropout, tie_output and init
 _LM_UNUSED = ("data.src", "data.tgt", "data.max_length", "data.max_source_length", "data.max_target_length",
               "data.long_lines", "data.empty_lines", *(k for k in _leaves("data", DataConfig) if k.startswith("data.hub")),
               "vocab.joint", *_leaves("model.encoder", EncoderConfig), *_leaves("model.attention", AttentionConfig),

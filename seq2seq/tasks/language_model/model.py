@@ -2,9 +2,9 @@
 (optionally tied to the embedding), and build_language_model, the one place where the recipe's
 model section becomes these modules; row_nats, the scoring every validation and command shares.
 
-The RNN is model.decoder's (cell: any of seq2seq/modules RNN_CELLS, hidden_size, num_layers,
-dropout): a language model is a decoder without a source. Dropout follows Zaremba et al. 2014
-(arXiv:1409.2329): on the non-recurrent connections only, the embedded input
+The RNN is model.decoder's (cell: any of seq2seq/modules RNN_CELLS; layer_norm, hidden_size,
+num_layers, dropout): a language model is a decoder without a source. Dropout follows Zaremba et
+al. 2014 (arXiv:1409.2329): on the non-recurrent connections only, the embedded input
 (model.embedding_dropout), between layers and on the last layer's output (model.decoder.dropout).
 B batch (streams), T units, E embedding, H hidden, L layers, V vocabulary.
 """
@@ -17,7 +17,7 @@ from torch import nn
 
 from seq2seq.config import ModelConfig
 from seq2seq.device import autocast
-from seq2seq.modules import RNN_CELLS
+from seq2seq.modules import LAYER_NORM_CELLS, RNN_CELLS
 from seq2seq.modules.init import initialize
 from seq2seq.vocab import PAD
 
@@ -50,8 +50,9 @@ def build_language_model(cfg: ModelConfig, vocab_size: int) -> RecurrentLanguage
     """Turn the recipe's model section (embedding, decoder, tie_output, init) into modules."""
     d = cfg.decoder
     embed = nn.Embedding(vocab_size, cfg.embedding_size, padding_idx=PAD)
-    rnn = RNN_CELLS[d.cell](cfg.embedding_size, d.hidden_size, d.num_layers, batch_first=True,
-                            dropout=d.dropout if d.num_layers > 1 else 0.0)
+    rnn = (LAYER_NORM_CELLS if d.layer_norm else RNN_CELLS)[d.cell](
+        cfg.embedding_size, d.hidden_size, d.num_layers, batch_first=True,
+        dropout=d.dropout if d.num_layers > 1 else 0.0)
     output = nn.Linear(d.hidden_size, vocab_size)
     if cfg.tie_output:  # (config checks embedding_size == decoder.hidden_size)
         output.weight = embed.weight
