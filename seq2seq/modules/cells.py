@@ -221,7 +221,8 @@ class LayerNormLSTMCell(LSTMCell):
     statistics are each gate block's own (each of the 4 blocks of H rows of nn.LSTM's layout), and
     each unit has its gain and bias (`ln_ih_weight`, `ln_ih_bias`, `ln_hh_*` (4H,), `ln_c_*` (H,);
     gains start at 1, biases at 0). nn.LSTM's biases sit inside the normalisation, as Nematus's
-    W x + b. The cell state is carried unnormalised (Ba et al., Sockeye); only what tanh reads is.
+    W x + b (Sockeye adds them after it, and normalises all 4H as one block). The cell state is
+    carried unnormalised (Ba et al., Sockeye); only what tanh reads is.
 
     The peephole and working-memory cells take the same normalisation (the classes below): their
     cell-state terms join the normalised sum unnormalised, and read the unnormalised cell state.
@@ -261,14 +262,16 @@ class LayerNormWorkingMemoryLSTMCell(LayerNormLSTMCell, WorkingMemoryLSTMCell):
 
 class LayerNormGRUCell(GRUCell):
     """The GRU with layer normalisation inside the recurrence, as LayerNormLSTMCell (Ba et al. 2016;
-    Nematus's layer-normalised GRU, here in nn.GRU's form with r outside U_n h):
+    Nematus's layer-normalised GRU: r multiplies the normalised U_n h + b_hn, as in nn.GRU and in
+    Nematus's Theano GRU; its TensorFlow GRU multiplies h by r before U_n):
 
         (a_r, a_z, a_n) = LN(W x + b_ih; ln_ih),  (u_r, u_z, u_n) = LN(U h + b_hh; ln_hh)
         r = sigmoid(a_r + u_r),  z = sigmoid(a_z + u_z),  n = tanh(a_n + r * u_n)
         h' = (1 - z) * n + z * h
 
-    LN per gate block of H (Nematus normalises r and z as one block of 2H, its W holding both);
-    gains `ln_*_weight` start at 1 and biases `ln_*_bias` at 0, (3H,) each.
+    LN per gate block of H (Nematus normalises r and z as one block of 2H, its W holding both;
+    Sockeye all 3H as one, with the biases added after); gains `ln_*_weight` start at 1 and biases
+    `ln_*_bias` at 0, (3H,) each.
     """
 
     initial_values = _NORM_START
