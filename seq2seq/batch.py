@@ -1,10 +1,12 @@
-"""Padded batches: id lists -> the tensors the model takes (no corpus reading here, so the model,
-search and translator import neither `datasets` nor the Arrow cache)."""
+"""Padded batches: id lists -> the tensors the model takes, and the length-bucketed batch plan
+that the trainer draws every room's epoch from (no corpus reading here, so the model, search and
+translator import neither `datasets` nor the Arrow cache)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from seq2seq.vocab import BOS, EOS, PAD
@@ -44,3 +46,32 @@ def collate(src: list[list[int]], tgt: list[list[int]] | None = None) -> Batch:
     tgt_in = _pad([[BOS] + list(t) for t in tgt])
     tgt_out = _pad([list(t) + [EOS] for t in tgt])
     return Batch(_pad(src), lengths, tgt_in, tgt_out)
+
+
+def make_batches(indices: np.ndarray, src_lengths: np.ndarray, tgt_lengths: np.ndarray,
+                 batch_size: int, batch_type: str, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    """Group sentence indices into batches of similar length (little padding).
+
+    With `rng`, lengths are sorted with random tie-breaking and the batch order is shuffled;
+    without, batches follow length order. A token budget counts padded tokens of the longer side
+    (+1 for BOS/EOS), so a batch costs about the same whatever its lengths.
+    """
+    if len(indices) == 0:
+        return []
+    src_l, tgt_l = src_lengths[indices], tgt_lengths[indices]
+    noise = rng.random(len(indices)) if rng is not None else np.zeros(len(indices))
+    order = indices[np.lexsort((noise, src_l, tgt_l))]
+    batches, start, longest = [], 0, 0
+    for i, idx in enumerate(order):
+        longest_new = max(longest, int(src_lengths[idx]), int(tgt_lengths[idx]) + 1)
+        n = i - start + 1
+        cost = n * longest_new if batch_type == "tokens" else n
+        if cost > batch_size and n > 1:
+            batches.append(order[start:i])
+            start, longest_new = i, max(int(src_lengths[idx]), int(tgt_lengths[idx]) + 1)
+        longest = longest_new
+    batches.append(order[start:])
+    if rng is not None:
+        rng.shuffle(batches)
+    return batches
+

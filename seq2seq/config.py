@@ -138,7 +138,7 @@ class TrainingConfig:
     seed: int = field(default=1, metadata=_range(0, 2**63 - 1))
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # bf16: autocast, weights and loss fp32; auto: device.py
-    compile: bool = False  # torch.compile the decoder step (seq2seq/compiling.py)
+    compile: bool = False  # torch.compile the decoder step (tasks/translation/compiling.py)
     threads: int = field(default=0, metadata=_range(0, 1024))  # CPU threads; 0: all cores
     dist_timeout_minutes: float = field(default=60.0, metadata=_range(0.0, lo_open=True))  # torchrun: collective timeout
 

@@ -1,5 +1,9 @@
 """The training loop: step (autocast -> backward -> clip -> step), validation, checkpoints, stopping.
 
+Every room trains with it. Its own update and validation are the encoder-decoder's (translation and
+summarisation: the teacher-forced loss over corpus pairs, seq2seq/tasks/translation/validation.py
+and metric.py); the other rooms replace them through TaskTrainer (seq2seq/tasks/trainer.py).
+
 Validation runs every `training.validate_every` steps (or once per epoch), and once more at the
 end when the last step was not validated, so the last steps can still reach best.safetensors.
 
@@ -27,21 +31,22 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from seq2seq.batch import Batch, collate
+from seq2seq.batch import Batch, collate, make_batches
 from seq2seq.checkpoint import STEP_LOG, TRAIN_LOG
 from seq2seq.config import Recipe, TrainingConfig
 from seq2seq.curves import redraw_curves
-from seq2seq.data import Corpus, make_batches
 from seq2seq.device import autocast, resolve_precision
 from seq2seq.distributed import World, all_sum, broadcast, settle
 from seq2seq.errors import UserError
 from seq2seq.logs import JsonLines
 from seq2seq.loss import coverage_loss, sequence_nll
-from seq2seq.metrics import VALID_METRICS, Metric
-from seq2seq.model import Seq2Seq
+from seq2seq.metrics import Metric
 from seq2seq.run_state import Progress, RunState
 from seq2seq.signals import StopRequest
-from seq2seq.validation import Validation, validate
+from seq2seq.tasks.translation.data import Corpus
+from seq2seq.tasks.translation.metric import VALID_METRICS
+from seq2seq.tasks.translation.model import Seq2Seq
+from seq2seq.tasks.translation.validation import Validation, validate
 from seq2seq.vocab import Vocab
 
 

@@ -12,7 +12,7 @@ import torch
 
 from seq2seq.config import VocabConfig, recipe_from_dict
 from seq2seq.loss import sequence_nll
-from seq2seq.model import build_model
+from seq2seq.tasks.translation.model import build_model
 from seq2seq.vocab import train_sentencepiece
 
 # Tiny models: threads only contend (one overfit test ran 25x slower on 2 threads than on 1).
@@ -69,7 +69,7 @@ def reverse_corpus():
 def train_serve_models(root: Path) -> Path:
     """root/rev translates (the reversal task), root/copy summarises it with copy and coverage: a few
     training steps each, the two models of the seq2seq-serve tests (test_serve.py, test_browser.py)."""
-    from seq2seq.experiment import train
+    from seq2seq.tasks import train
     data = write_reverse_corpus(root / "data")
     translation = tiny_recipe(data)
     translation["decoding"]["min_length"] = 3  # three steps of training: keep outputs non-empty

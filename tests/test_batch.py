@@ -29,7 +29,7 @@ def test_collate_source_only():
 
 def test_importing_the_model_does_not_import_datasets():
     """The model, search and translator need batches, not the Arrow corpus reader."""
-    code = ("import sys, seq2seq.model, seq2seq.batch, seq2seq.search, seq2seq.translator; "
-            "assert 'datasets' not in sys.modules, 'datasets was imported'")
+    code = ("import sys, seq2seq.tasks.translation.model, seq2seq.batch, seq2seq.search, "
+            "seq2seq.tasks.translation.translator; assert 'datasets' not in sys.modules, 'datasets was imported'")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]

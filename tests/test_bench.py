@@ -20,7 +20,7 @@ import bench  # noqa: E402
 import measure  # noqa: E402
 from flops import TRAINING_FACTOR, forward_flops, rnn_flops  # noqa: E402
 
-from seq2seq import experiment  # noqa: E402
+from seq2seq import tasks  # noqa: E402
 from seq2seq.batch import collate  # noqa: E402
 from seq2seq.config import recipe_from_dict  # noqa: E402
 from seq2seq.errors import UserError  # noqa: E402
@@ -147,7 +147,7 @@ def test_bench_runs_two_variants_and_writes_json(tmp_path, data_dir, tiny_recipe
 
 def test_bench_of_a_trained_model_directory_decodes_with_its_weights(tmp_path, data_dir, tiny_recipe_dict):
     model_dir = tmp_path / "model"
-    experiment.train(recipe_from_dict(tiny_recipe_dict), model_dir)  # 3 steps
+    tasks.train(recipe_from_dict(tiny_recipe_dict), model_dir)  # 3 steps
     out = tmp_path / "bench.json"
     assert bench.main([str(model_dir), "--steps", "1", "--warmup", "0", "--decode-sentences", "4",
                        "--matmul-size", "64", "--decode-precision", "int8", "--json", str(out),
@@ -188,7 +188,7 @@ def test_bad_entries_are_user_errors_before_any_work(tmp_path, tiny_recipe_dict,
 
 import baselines  # noqa: E402
 
-from seq2seq.data import make_batches  # noqa: E402
+from seq2seq.batch import make_batches  # noqa: E402
 
 
 @pytest.mark.parametrize("baseline", ["stepwise_decoder", "stepwise_output"])

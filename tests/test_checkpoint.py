@@ -166,7 +166,7 @@ def test_step_folders_are_named_and_read_in_one_place(tmp_path):
 
 
 def test_clear_model_dir_removes_everything_a_run_wrote_and_nothing_else(tmp_path, tiny_recipe_dict):
-    from seq2seq.experiment import train
+    from seq2seq.tasks import train
     tiny_recipe_dict["training"].update(max_steps=2, checkpoint_every=1)
     train(recipe_from_dict(tiny_recipe_dict), tmp_path / "m")
     (tmp_path / "m" / "notes.txt").write_text("mine")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seq2seq.compiling import compile_decoder_step
 from seq2seq.batch import collate
+from seq2seq.tasks.translation.compiling import compile_decoder_step
 
 CPU = torch.device("cpu")
 

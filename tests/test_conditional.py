@@ -155,8 +155,8 @@ def test_train_save_and_load_a_three_way_tied_conditional_model(tmp_path, tiny_r
 
     from safetensors.torch import load_file
 
-    from seq2seq.experiment import train
-    from seq2seq.translator import Translator
+    from seq2seq.tasks import train
+    from seq2seq.tasks.translation.translator import Translator
     plain = tiny_recipe_dict | {"training": {**tiny_recipe_dict["training"], "max_steps": 2}}
     tied = plain | {"model": {**plain["model"], "share_embeddings": True, "tie_output": True,
                               "source_word_dropout": 0.1, "decoder": {"type": "conditional", "cell": "lstm",

@@ -11,10 +11,10 @@ import torch
 
 from seq2seq.batch import collate
 from seq2seq.config import DataConfig
-from seq2seq.data import load_corpus
-from seq2seq.extended import decode_extended, extend_sources, extend_targets
 from seq2seq.loss import sequence_nll
 from seq2seq.search import beam_search, greedy_search, max_lengths
+from seq2seq.tasks.translation.data import load_corpus
+from seq2seq.tasks.translation.extended import decode_extended, extend_sources, extend_targets
 from seq2seq.vocab import UNK
 
 # ---------------------------------------------------------------- extended vocabulary
@@ -228,7 +228,7 @@ def test_extended_ids_come_from_the_cut_source(tmp_path, char_vocab, make_model)
 def test_translator_input_ids_come_from_the_cut_source(tmp_path, char_vocab, make_model, make_tiny_recipe):
     """The cut source's pieces are all its oovs hold: an id past them reads as UNK ('⁇')."""
     from seq2seq.config import recipe_from_dict
-    from seq2seq.translator import Translator
+    from seq2seq.tasks.translation.translator import Translator
 
     recipe = make_tiny_recipe(tmp_path)
     recipe["data"]["max_source_length"] = 3
@@ -241,7 +241,7 @@ def test_translator_input_ids_come_from_the_cut_source(tmp_path, char_vocab, mak
 
 def test_validation_ids_come_from_the_cut_source(tmp_path, char_vocab, make_tiny_recipe):
     from seq2seq.config import recipe_from_dict
-    from seq2seq.experiment import _validation
+    from seq2seq.tasks.translation.training import _validation
 
     V = len(char_vocab)
     src_file, tgt_file = cut_pairs(tmp_path)

@@ -15,7 +15,7 @@ import seq2seq.curves
 from seq2seq.cli.plot import labels
 from seq2seq.config import recipe_from_dict
 from seq2seq.curves import Run, load_run, moving_average, plot_runs
-from seq2seq.experiment import train
+from seq2seq.tasks import train
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from seq2seq.batch import make_batches
 from seq2seq.config import DataConfig
-from seq2seq.data import check_parallel, load_corpus, make_batches, read_lines
 from seq2seq.errors import UserError
+from seq2seq.lines import read_lines
+from seq2seq.tasks.translation.data import check_parallel, load_corpus
 
 
 def write_lines(path, lines):
@@ -208,7 +210,7 @@ def test_cut_counts_and_report_name_the_limits_that_applied(tmp_path, char_vocab
 
 def test_training_reports_the_limits_that_applied(tmp_path, make_tiny_recipe, capsys):
     from seq2seq.config import recipe_from_dict
-    from seq2seq.experiment import train
+    from seq2seq.tasks import train
 
     data = tmp_path / "data"
     data.mkdir()

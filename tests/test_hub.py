@@ -15,7 +15,8 @@ import yaml
 import seq2seq.hub
 from seq2seq.config import recipe_from_dict
 from seq2seq.errors import UserError
-from seq2seq.experiment import data_files, train
+from seq2seq.tasks import train
+from seq2seq.tasks.translation.data import data_files
 
 
 def read_pairs(folder: Path, prefix: str) -> list[tuple[str, str]]:

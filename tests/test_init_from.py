@@ -1,6 +1,6 @@
-"""seq2seq-train --init-from MODEL_DIR (seq2seq/init_from.py): a new run from another run's weights
-and vocabulary, with a fresh optimizer, step counter and schedule; coverage added on the way; the
-recipes' model sections compared key by key; extra weights refused."""
+"""seq2seq-train --init-from MODEL_DIR (seq2seq/tasks/translation/init_from.py): a new run from
+another run's weights and vocabulary, with a fresh optimizer, step counter and schedule; coverage
+added on the way; the recipes' model sections compared key by key; extra weights refused."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 
 from seq2seq.config import recipe_from_dict
 from seq2seq.errors import UserError
-from seq2seq.experiment import train
-from seq2seq.translator import Translator
+from seq2seq.tasks import train
+from seq2seq.tasks.translation.translator import Translator
 
 
 def recipe(raw: dict, model: dict | None = None, **training):

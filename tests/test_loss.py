@@ -61,7 +61,7 @@ def test_training_smooths_over_each_sentence_own_slots(tmp_path, data_dir, make_
     """The trainer passes the extended sources and the vocabulary size to the loss."""
     import seq2seq.trainer as trainer_module
     from seq2seq.config import recipe_from_dict
-    from seq2seq.experiment import train
+    from seq2seq.tasks import train
 
     for side, line in (("src", "XaY"), ("tgt", "YaX")):  # X, Y: too rare for the vocabulary
         with open(data_dir / f"train.{side}", "a", encoding="utf-8") as f:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from seq2seq.loss import sequence_nll
-from seq2seq.metrics import bleu, chrf
+from seq2seq.tasks.translation.metric import bleu, chrf
 
 HYPS = ["The cat sat on the mat.", "A dog runs in the park today.", "It is raining, isn't it?"]
 REFS = ["The cat sat on the red mat.", "A dog is running in the park.", "It is raining, isn't it?"]

@@ -206,7 +206,7 @@ def test_torch_init_keeps_pytorch_defaults(make_model):
 ])
 def test_parameter_count_without_building_equals_the_built_model(make_model, section):
     from seq2seq.config import recipe_from_dict
-    from seq2seq.model import count_parameters
+    from seq2seq.tasks.translation.model import count_parameters
     model = make_model(**section)
     base = {"embedding_size": 8, "encoder": {"hidden_size": 8}, "decoder": {"hidden_size": 12}}
     merged = {k: {**base.get(k, {}), **v} if isinstance(v, dict) else v for k, v in section.items()}
@@ -222,7 +222,7 @@ def test_parameter_count_without_building_equals_the_built_model(make_model, sec
 def test_a_model_too_big_for_memory_is_a_user_error_before_any_allocation(section, keys):
     from seq2seq.config import recipe_from_dict
     from seq2seq.errors import UserError
-    from seq2seq.model import build_model
+    from seq2seq.tasks.translation.model import build_model
     cfg = recipe_from_dict({"model": section}).model
     with pytest.raises(UserError) as info:
         build_model(cfg, 8000, 8000)

@@ -14,12 +14,12 @@ import plot_attention  # noqa: E402
 
 from seq2seq.config import recipe_from_dict  # noqa: E402
 from seq2seq.search import Hypothesis  # noqa: E402
-from seq2seq.translator import Translator  # noqa: E402
+from seq2seq.tasks.translation.translator import Translator  # noqa: E402
 
 
 def test_plot_attention_draws_copied_pieces(make_model, char_vocab, monkeypatch, tmp_path, capsys):
-    import seq2seq.plot
-    import seq2seq.translator
+    import seq2seq.tasks.translation.plot
+    import seq2seq.tasks.translation.translator
     recipe = recipe_from_dict({"decoding": {"beam_size": 2}})
     translator = Translator(make_model(vocab_size=len(char_vocab), copy=True), char_vocab, char_vocab,
                             recipe, torch.device("cpu"))
@@ -28,16 +28,16 @@ def test_plot_attention_draws_copied_pieces(make_model, char_vocab, monkeypatch,
     source_pieces = char_vocab.sp.encode(line, out_type=str)
     attention = torch.softmax(torch.arange(4 * len(source_pieces), dtype=torch.float).view(4, -1), -1)
     scripted = [[Hypothesis([V + 1, a, V], -1.0, attention)]]  # 'Y' 'a' 'X' </s>, copies by id
-    monkeypatch.setattr(seq2seq.translator, "decode_ids", lambda *args, **kw: scripted)
+    monkeypatch.setattr(seq2seq.tasks.translation.translator, "decode_ids", lambda *args, **kw: scripted)
     monkeypatch.setattr(Translator, "load", classmethod(lambda cls, *args, **kw: translator))
     drawn = {}
-    real = seq2seq.plot.plot_attention
+    real = seq2seq.tasks.translation.plot.plot_attention
 
     def spy(weights, src_tokens, tgt_tokens, path, title=""):
         drawn.update(weights=weights, src=src_tokens, tgt=tgt_tokens, title=title)
         real(weights, src_tokens, tgt_tokens, path, title)
 
-    monkeypatch.setattr(seq2seq.plot, "plot_attention", spy)
+    monkeypatch.setattr(seq2seq.tasks.translation.plot, "plot_attention", spy)
     png = tmp_path / "attention.png"
     assert plot_attention.main(["model", line, str(png), "--beam-size", "2"]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -23,8 +23,8 @@ from seq2seq.device import (DECODING_AUTO, autocast, quantize_int8, resolve_deco
                             resolve_precision)
 from seq2seq.errors import UserError
 from seq2seq.recipe_io import load_recipe
+from seq2seq.tasks.translation.translator import Translator
 from seq2seq.trainer import Trainer
-from seq2seq.translator import Translator
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 DYNAMIC = torch.ao.nn.quantized.dynamic  # the int8 modules of quantize_dynamic
@@ -126,7 +126,7 @@ def bf16_run(tmp_path_factory, make_tiny_recipe, reverse_corpus):
         return loss
 
     import seq2seq.decoding
-    from seq2seq.experiment import train
+    from seq2seq.tasks import train
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Trainer, "batch_loss", watched)
         mp.setattr(seq2seq.decoding, "autocast",

@@ -18,10 +18,11 @@ from hypothesis import strategies as st
 from seq2seq.cli.common import read_input
 from seq2seq.batch import collate
 from seq2seq.config import DataConfig, ModelConfig, Recipe, load_recipe, recipe_from_dict
-from seq2seq.loss import sequence_nll
-from seq2seq.model import build_model
-from seq2seq.data import check_parallel, load_corpus, read_lines
 from seq2seq.errors import UserError
+from seq2seq.lines import read_lines
+from seq2seq.loss import sequence_nll
+from seq2seq.tasks.translation.data import check_parallel, load_corpus
+from seq2seq.tasks.translation.model import build_model
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

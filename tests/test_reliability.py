@@ -21,11 +21,11 @@ from safetensors import safe_open
 from seq2seq.checkpoint import atomic_write, list_checkpoints
 from seq2seq.config import load_recipe, recipe_from_dict
 from seq2seq.errors import UserError
-from seq2seq.experiment import train
 from seq2seq.logs import JsonLines
 from seq2seq.signals import StopRequest
+from seq2seq.tasks import train
+from seq2seq.tasks.translation.translator import Translator
 from seq2seq.trainer import Trainer
-from seq2seq.translator import Translator
 
 # 48 pairs in batches of 8 sentences: 6 steps per epoch. Dropout and scheduled sampling draw from
 # torch's RNG, so an exact resume must restore it.

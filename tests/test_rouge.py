@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from seq2seq.metrics import rouge
+from seq2seq.tasks.summarization.metric import rouge
 
 HYPS = ["the cats were running in the park", "police arrest man over bank robbery", "a b c"]
 REFS = ["a cat runs in the park", "man arrested after robbery at bank", "x y z"]

@@ -170,7 +170,7 @@ def test_sample_scores_are_the_teacher_forced_log_probability(random_model):
 @pytest.fixture
 def translator(make_model, char_vocab):
     from seq2seq.config import recipe_from_dict
-    from seq2seq.translator import Translator
+    from seq2seq.tasks.translation.translator import Translator
     torch.manual_seed(0)
     model = make_model(vocab_size=len(char_vocab), deterministic=False, decoder={"cell": "lstm"})
     with torch.no_grad():  # as test_translator.py's: a mix of lengths

@@ -20,8 +20,8 @@ httpx = pytest.importorskip("httpx", reason="the tests talk to the server with h
 from seq2seq.cli.common import run  # noqa: E402
 from seq2seq.cli.serve import main, named_dirs  # noqa: E402
 from seq2seq.config import recipe_from_dict  # noqa: E402
-from seq2seq.experiment import train  # noqa: E402
-from seq2seq.translator import Translator  # noqa: E402
+from seq2seq.tasks import train  # noqa: E402
+from seq2seq.tasks.translation.translator import Translator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))

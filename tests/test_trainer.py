@@ -9,8 +9,8 @@ from safetensors.torch import load_file
 
 from seq2seq.config import recipe_from_dict
 from seq2seq.errors import UserError
-from seq2seq.experiment import train
-from seq2seq.translator import Translator
+from seq2seq.tasks import train
+from seq2seq.tasks.translation.translator import Translator
 
 
 def recipe(raw: dict, **training):

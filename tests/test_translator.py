@@ -9,8 +9,8 @@ import torch
 
 from seq2seq.config import recipe_from_dict
 from seq2seq.errors import UserError
-from seq2seq.summarizer import Summarizer
-from seq2seq.translator import Candidate, Translation, Translator
+from seq2seq.tasks.summarization.summarizer import Summarizer
+from seq2seq.tasks.translation.translator import Candidate, Translation, Translator
 from seq2seq.vocab import EOS
 
 CPU = torch.device("cpu")
@@ -80,7 +80,7 @@ def test_nbest_beyond_the_beam_is_an_error(translator, beam, nbest):
 def test_copied_pieces_are_source_text_in_every_hypothesis(make_model, char_vocab, monkeypatch):
     """A copy model's n-best entries hold extended ids (scripted here: what the search returns is
     search's business): each entry writes them as the source text they stand for."""
-    import seq2seq.translator
+    import seq2seq.tasks.translation.translator
     from seq2seq.search import Hypothesis
     translator = Translator(make_model(vocab_size=len(char_vocab), copy=True), char_vocab, char_vocab,
                             RECIPE, CPU)
@@ -88,7 +88,7 @@ def test_copied_pieces_are_source_text_in_every_hypothesis(make_model, char_voca
     assert translator.encode([line])[1] == [["X", "Y"]]  # ids V and V + 1
     a, b = char_vocab.sp.piece_to_id("a"), char_vocab.sp.piece_to_id("b")
     scripted = [[Hypothesis([V], -1.0), Hypothesis([a, V + 1], -2.0), Hypothesis([V + 1, b, V], -3.0)]]
-    monkeypatch.setattr(seq2seq.translator, "decode_ids", lambda *args, **kw: scripted)
+    monkeypatch.setattr(seq2seq.tasks.translation.translator, "decode_ids", lambda *args, **kw: scripted)
     [result] = translator.translate_full([line], beam_size=3, nbest=3)
     assert [c.text for c in result.hypotheses] == ["X", "aY", "YbX"]
     assert [c.pieces for c in result.hypotheses] == [["X", "</s>"], ["a", "Y", "</s>"],

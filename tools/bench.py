@@ -56,17 +56,17 @@ from measure import (PRECISIONS, matmul_rates, model_in, peak_memory, reset_peak
 from seq2seq.batch import collate
 from seq2seq.checkpoint import load_meta
 from seq2seq.cli.common import run
-from seq2seq.compiling import compile_decoder_step
 from seq2seq.config import Recipe, apply_overrides, read_yaml, recipe_from_dict, to_dict
-from seq2seq.data import load_corpus, read_lines
 from seq2seq.decoding import decode_ids
 from seq2seq.device import resolve_decoding_precision, resolve_device
 from seq2seq.errors import UserError
-from seq2seq.experiment import data_files
-from seq2seq.model import build_model
+from seq2seq.lines import read_lines
+from seq2seq.tasks.translation.compiling import compile_decoder_step
+from seq2seq.tasks.translation.data import data_files, load_corpus
+from seq2seq.tasks.translation.model import build_model
+from seq2seq.tasks.translation.translator import Translator
+from seq2seq.tasks.translation.validation import Validation
 from seq2seq.trainer import Trainer
-from seq2seq.translator import Translator
-from seq2seq.validation import Validation
 from seq2seq.vocab import build_vocabs, load_vocabs
 
 

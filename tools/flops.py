@@ -66,8 +66,9 @@ def rnn_flops(rnn: nn.Module) -> float:
 
 
 def seq2seq_terms(model) -> list[Term]:
-    """The terms of a Seq2Seq (seq2seq/model.py) with either decoder: RecurrentDecoder (one RNN,
-    seq2seq/modules/decoder.py) or ConditionalDecoder (rnn1 -> attention -> rnn2, conditional.py)."""
+    """The terms of a Seq2Seq (seq2seq/tasks/translation/model.py) with either decoder:
+    RecurrentDecoder (one RNN, seq2seq/modules/decoder.py) or ConditionalDecoder (rnn1 -> attention
+    -> rnn2, conditional.py)."""
     decoder, attention = model.decoder, model.decoder.attention
     terms = [("encoder", "src", rnn_flops(model.encoder.rnn))]
     if getattr(attention, "key_layer", None) is not None:  # bahdanau, concat, general

@@ -73,7 +73,7 @@ def model_in(model, precision: str, name: str, result: dict):
     if left:
         print(f"bench: {name}: int8 leaves these in fp32: {'; '.join(left)}", file=sys.stderr)
     result["int8_fp32_layers"] = left
-    for module in quantized.modules():  # a compiled step (seq2seq/compiling.py) is the original's, bound to it
+    for module in quantized.modules():  # a compiled step (tasks/translation/compiling.py) is the original's, bound to it
         if "step" in vars(module):
             del module.step
             print(f"bench: {name}: int8 decodes with the eager decoder step (the compiled one is the fp32 "

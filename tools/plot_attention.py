@@ -18,8 +18,8 @@ def main(argv) -> int:
     p.add_argument("output", help="PNG file to write")
     p.add_argument("--beam-size", type=int, default=1)
     args = p.parse_args(argv)
-    from seq2seq.plot import plot_attention
-    from seq2seq.translator import Translator
+    from seq2seq.tasks.translation.plot import plot_attention
+    from seq2seq.tasks.translation.translator import Translator
     # translate_full names the pieces: a copied (extended) id as the source text it copies
     [result] = Translator.load(args.model_dir).translate_full([args.sentence], args.beam_size,
                                                               attention=True)

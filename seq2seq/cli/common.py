@@ -58,7 +58,7 @@ def _exit(code: int) -> None:
 def read_input(path: str | None, hint: str = "give one sentence per line on stdin or with --input") -> list[str]:
     """Lines from a file or stdin; empty input is an error, whose message ends with `hint`."""
     if path:
-        from seq2seq.data import read_lines
+        from seq2seq.lines import read_lines
         return read_lines(Path(path))
     data = sys.stdin.buffer.read()
     try:

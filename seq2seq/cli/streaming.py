@@ -52,7 +52,7 @@ def stdin_lines() -> Iterator[str]:
 
 def file_lines(path: str | Path) -> Iterator[str]:
     """A file's lines one by one (a FIFO too); an empty file is an error, as for read_lines."""
-    from seq2seq.data import iter_lines
+    from seq2seq.lines import iter_lines
     number = 0
     for number, text in iter_lines(Path(path)):
         yield text

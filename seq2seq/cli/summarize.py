@@ -38,7 +38,7 @@ def main(argv) -> int:
     args = parser().parse_args(argv)
     check_sizes(args, ("beam_size", "batch_size", "buffer_size"))
     check_sizes(args, ("min_length", "max_length", "no_repeat_ngram_size"), minimum=0)
-    from seq2seq.summarizer import Summarizer
+    from seq2seq.tasks.summarization.summarizer import Summarizer
     choice = decoding_choice(args)  # its errors before the model loads
     summarizer = Summarizer.load(args.model_dir, args.device, args.weights, args.precision)
     if summarizer.recipe.decoding.nbest > 1:

@@ -140,7 +140,7 @@ def main(argv) -> int:
         raise UserError("--model-dir: an empty path (an unset shell variable?)")
     if args.init_from is not None and not args.init_from.strip():
         raise UserError("--init-from: an empty path (an unset shell variable?)")
-    from seq2seq.experiment import train
+    from seq2seq.tasks import train
     from seq2seq.distributed import teardown
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 speaks
     recipe = load_recipe(args.recipe, args.overrides,

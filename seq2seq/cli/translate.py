@@ -59,7 +59,7 @@ def nbest_lines(results, first: int = 0) -> list[str]:
 def main(argv) -> int:
     args = parser().parse_args(argv)
     check_sizes(args, ("beam_size", "batch_size", "nbest", "buffer_size"))
-    from seq2seq.translator import Translator
+    from seq2seq.tasks.translation.translator import Translator
     choice = decoding_choice(args)  # its errors before the model loads
     translator = Translator.load(args.model_dir, args.device, args.weights, args.precision)
     decoding = translator.recipe.decoding

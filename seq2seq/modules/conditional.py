@@ -10,7 +10,7 @@ the embedded previous target token:
     c_j, a_j = attention(s'_j, encoder states)  the first cell's state is the query
     s_j  = cell2(c_j, s'_j)                     the second cell reads the context, started from s'_j
     t_j  = tanh(W [s_j; y_{j-1}; c_j] + b)      (E) the output layer's input, Nematus's deep output
-    p(y_j) = softmax(W_o t_j + b_o)             the output layer (seq2seq/model.py, generator)
+    p(y_j) = softmax(W_o t_j + b_o)             the output layer (tasks/translation/model.py)
 
 t_j has the embedding's size E, as in Nematus, so the output layer can share the target embedding
 matrix (model.tie_output) whatever the hidden size. The cell is model.decoder.cell: 'gru' gives

@@ -7,7 +7,8 @@ attention is the same mixture. At each step
     P(w)  = p_gen P_vocab(w) + (1 - p_gen) sum_{i: src_i = w} a_t,i
 
 over the extended vocabulary: the V pieces of the model, then one id per source-only piece of
-the sentence (see seq2seq/extended.py), so a piece never seen in training can still be produced.
+the sentence (see seq2seq/tasks/translation/extended.py), so a piece never seen in training can
+still be produced.
 h~_t = tanh(W [h_t; c_t]) is the attentional vector, made of the decoder state h_t and the
 context c_t; x_t is the embedded input token.
 """

@@ -29,8 +29,8 @@ import torch
 from seq2seq.batch import collate
 from seq2seq.checkpoint import BEST, load_meta
 from seq2seq.device import autocast
-from seq2seq.summarizer import Summarizer
-from seq2seq.translator import Translation, Translator
+from seq2seq.tasks.summarization.summarizer import Summarizer
+from seq2seq.tasks.translation.translator import Translation, Translator
 from seq2seq.vocab import UNK, Vocab
 
 TASKS = {"translation": Translator, "summarization": Summarizer}

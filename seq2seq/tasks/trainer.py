@@ -8,6 +8,12 @@ validate() and metric. The rest is the Trainer's: the epoch's batch plan over th
 usable/src_lengths/tgt_lengths, the validation cadence, checkpoints and exact resume,
 best.safetensors, early stopping, SIGINT/SIGTERM, non-finite steps, the logs and curves.png. The
 `tokens` of steps.jsonl (and the tokens/s the trainer reports) count `batch_units`.
+
+Below it, what the rooms' train() share around their own data, vocabulary and model: the
+model-directory check, the device and seed, the vocabulary moved in from where it was trained
+aside, removal of a directory a failed run created, and the resume from the newest readable
+checkpoint (translation's train, which sets up torchrun's processes itself, takes the first, the
+third and the last).
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from seq2seq.config import TrainingConfig
+from seq2seq.checkpoint import CHECKPOINTS, atomic_write, clear_model_dir, holds_model, list_checkpoints
+from seq2seq.config import Recipe, TrainingConfig
 from seq2seq.device import precision_line, resolve_device
-from seq2seq.experiment import _resume_from_latest
+from seq2seq.errors import UserError
 from seq2seq.trainer import Trainer
+from seq2seq.vocab import load_vocabs
 
 
 class TaskTrainer(Trainer):
@@ -44,6 +52,45 @@ class TaskTrainer(Trainer):
 
 
 # What a room's train() does around its own data, vocabulary and model: the same for each room.
+
+def check_model_dir(model_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to write into a directory that holds a model unless told to; writes nothing."""
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite exclude each other")
+    if model_dir.exists() and not model_dir.is_dir():
+        raise UserError(f"{model_dir}: exists and is not a directory")
+    if holds_model(model_dir) and not (resume or overwrite):
+        raise UserError(f"{model_dir}: already holds a model; pass --resume to continue it or "
+                        "--overwrite to replace it")
+    if resume and not holds_model(model_dir):
+        raise UserError(f"{model_dir}: nothing to resume (no meta.json or checkpoints)")
+
+
+def install_vocabs(staging: Path, model_dir: Path, recipe: Recipe, overwrite: bool):
+    """Move vocabularies trained aside (in `staging`) into the model directory, replacing an
+    earlier run's with --overwrite; called once the model is built."""
+    if overwrite:
+        clear_model_dir(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for f in staging.iterdir():
+        atomic_write(model_dir / f.name, lambda p, f=f: shutil.copyfile(f, p))
+    return load_vocabs(model_dir, recipe.vocab.joint)
+
+
+def resume_from_latest(trainer: Trainer, model_dir: Path, say=tqdm.write) -> None:
+    """Continue from the newest readable checkpoint; corrupt ones are reported and passed over."""
+    for path in list_checkpoints(model_dir):
+        try:
+            trainer.resume(path)
+        except UserError as e:
+            say(f"warning: {e}; trying an older checkpoint")
+            continue
+        say(f"resuming from {path} (step {trainer.progress.step}, epoch "
+            f"{trainer.progress.epoch + 1}, batch {trainer.progress.batch_in_epoch})")
+        return
+    raise UserError(f"{model_dir / CHECKPOINTS}: no readable checkpoint to resume from; start again "
+                    "with --overwrite")
+
 
 def start_run(cfg: TrainingConfig) -> torch.device:
     """The device of training.device, with training.threads and training.seed applied."""
@@ -78,6 +125,6 @@ def run_training(trainer: Trainer, model_dir: Path, resume: bool) -> Trainer:
     Says the training precision first."""
     tqdm.write(precision_line(trainer.cfg.precision, trainer.device))
     if resume:
-        _resume_from_latest(trainer, model_dir)
+        resume_from_latest(trainer, model_dir)
     trainer.train()
     return trainer

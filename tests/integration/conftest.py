@@ -45,7 +45,7 @@ def talkative(trained, tmp_path_factory) -> Path:
     """The trained model with EOS made unlikely (output bias -30): it writes up to its length
     limit for every source, so an empty line that reached the search would come out as text."""
     from seq2seq.checkpoint import save_weights
-    from seq2seq.translator import Translator
+    from seq2seq.tasks.translation.translator import Translator
     from seq2seq.vocab import EOS
     model_dir = tmp_path_factory.mktemp("talkative") / "model"
     shutil.copytree(trained, model_dir)

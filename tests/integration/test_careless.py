@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from seq2seq.config import recipe_from_dict
-from seq2seq.experiment import train
+from seq2seq.tasks import train
 
 
 def cli(name: str, *args, capsys, stdin: str | None = None, monkeypatch=None):
@@ -47,20 +47,20 @@ def write_recipe(folder: Path, raw: dict, name: str = "tiny.yaml") -> Path:
 def test_a_failed_start_writes_nothing_and_can_be_rerun(tmp_path, tiny_recipe_dict, monkeypatch):
     """The model is built before anything is written: a build that fails leaves no model
     directory, so the rerun is not refused."""
-    import seq2seq.experiment as experiment
+    import seq2seq.tasks.translation.training as training
 
     recipe = recipe_from_dict(tiny_recipe_dict)
     model_dir = tmp_path / "model"
-    real = experiment.build_model
+    real = training.build_model
 
     def fail(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(experiment, "build_model", fail)
+    monkeypatch.setattr(training, "build_model", fail)
     with pytest.raises(RuntimeError):
         train(recipe, model_dir)
     assert not model_dir.exists()
-    monkeypatch.setattr(experiment, "build_model", real)
+    monkeypatch.setattr(training, "build_model", real)
     train(recipe_from_dict({**tiny_recipe_dict, "training": {**tiny_recipe_dict["training"],
                                                              "max_steps": 1}}), model_dir)
     assert (model_dir / "best.safetensors").is_file()

@@ -15,8 +15,8 @@ from safetensors.torch import load_file
 
 from seq2seq.checkpoint import list_checkpoints
 from seq2seq.config import recipe_from_dict
-from seq2seq.experiment import train
 from seq2seq.logs import JsonLines
+from seq2seq.tasks import train
 from seq2seq.tasks.classification import Classifier
 
 WORDS = {"pos": ["good", "great", "fine"], "neg": ["bad", "awful", "poor"], "neu": ["table", "chair", "door"]}

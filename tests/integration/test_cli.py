@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq.translator import Translator
+from seq2seq.tasks.translation.translator import Translator
 
 
 def command(name: str, *args, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:

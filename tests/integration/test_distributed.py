@@ -17,7 +17,7 @@ import yaml
 from safetensors.torch import load_file
 
 from seq2seq.config import recipe_from_dict
-from seq2seq.experiment import train
+from seq2seq.tasks import train
 
 
 def steps(model_dir: Path) -> list[dict]:
@@ -93,13 +93,13 @@ def test_a_two_process_run_with_dropout_resumes_exactly(tmp_path, recipe_file):
 # Run as `torchrun ... HOOK_SCRIPT args`: seq2seq-train with rank 0 made slow where the others wait.
 HOOK_SCRIPT = """
 import os, time
-import seq2seq.experiment
+import seq2seq.tasks.translation.training
 if os.environ["RANK"] == "0":
-    real = seq2seq.experiment.build_vocabs
+    real = seq2seq.tasks.translation.training.build_vocabs
     def slow(*args, **kwargs):
         time.sleep(600)
         return real(*args, **kwargs)
-    seq2seq.experiment.build_vocabs = slow
+    seq2seq.tasks.translation.training.build_vocabs = slow
 from seq2seq.cli.train import entry
 entry()
 """

@@ -16,8 +16,8 @@ from safetensors.torch import load_file
 from seq2seq.checkpoint import list_checkpoints, load_checkpoint
 from seq2seq.config import recipe_from_dict
 from seq2seq.curves import _summary, load_run
-from seq2seq.experiment import train
 from seq2seq.logs import JsonLines
+from seq2seq.tasks import train
 from seq2seq.tasks.language_model import LanguageModel
 from seq2seq.tasks.language_model.model import build_language_model
 

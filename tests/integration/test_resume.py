@@ -14,8 +14,8 @@ from safetensors.torch import load_file
 
 from seq2seq.checkpoint import checkpoint_step, list_checkpoints
 from seq2seq.config import load_recipe
-from seq2seq.experiment import train
 from seq2seq.logs import JsonLines
+from seq2seq.tasks import train
 
 STEPS_PER_EPOCH = 24  # the 48 training pairs twice over, in batches of 4 sentences
 OVERRIDES = ["training.batch_size=4", "training.epochs=2", "training.checkpoint_every=5",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from seq2seq.translator import Translator
+from seq2seq.tasks.translation.translator import Translator
 from test_cli import assert_user_error, in_process, nbest_entries
 
 LINES = "abc\nhgfe\n\nd\nbbca\n"

@@ -17,8 +17,8 @@ from safetensors.torch import load_file
 from seq2seq.checkpoint import list_checkpoints
 from seq2seq.config import recipe_from_dict
 from seq2seq.curves import load_run
-from seq2seq.experiment import train
 from seq2seq.logs import JsonLines
+from seq2seq.tasks import train
 from seq2seq.tasks.tagging import Tagger
 
 NAMES = {"PER": [["John"], ["Mary", "Smith"], ["Ann", "Lee"], ["Bob"]], "LOC": [["Paris"], ["New", "York"], ["Berlin"]],

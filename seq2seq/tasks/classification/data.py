@@ -24,6 +24,7 @@ from seq2seq.batch import Batch, collate
 from seq2seq.checkpoint import read_json, write_json
 from seq2seq.config import Recipe
 from seq2seq.errors import UserError
+from seq2seq.lines import read_lines
 from seq2seq.vocab import Vocab
 
 LABELS = "labels.json"  # in the model directory: {"labels": [class names, class 0 first]}
@@ -62,7 +63,6 @@ def read_split(recipe: Recipe, prefix: str) -> Examples:
 
 def read_labelled(text_file: Path, label_file: Path) -> Examples:
     """Line i of `text_file` has the class named on line i of `label_file`."""
-    from seq2seq.data import read_lines  # (not at the top: classifying needs no `datasets`)
     texts, labels = read_lines(Path(text_file)), [x.strip() for x in read_lines(Path(label_file))]
     if len(texts) != len(labels):
         short, n = (label_file, len(labels)) if len(labels) < len(texts) else (text_file, len(texts))

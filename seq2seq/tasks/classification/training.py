@@ -31,12 +31,12 @@ from seq2seq.checkpoint import VOCAB_JOINT, atomic_write, clear_model_dir, load_
 from seq2seq.config import Recipe, to_dict
 from seq2seq.device import autocast, resolve_precision
 from seq2seq.errors import UserError
-from seq2seq.experiment import check_model_dir
 from seq2seq.tasks.classification.data import (LABELS, Examples, TextSet, label_ids, load_labels, read_split,
                                                save_labels, split_files)
 from seq2seq.tasks.classification.metric import CLASSIFICATION_METRICS
 from seq2seq.tasks.classification.model import TextClassifier, build_classifier, class_logits
-from seq2seq.tasks.trainer import TaskTrainer, model_line, removed_on_failure, run_training, start_run
+from seq2seq.tasks.trainer import (TaskTrainer, check_model_dir, model_line, removed_on_failure, run_training,
+                                   start_run)
 from seq2seq.vocab import Vocab, train_sentencepiece
 
 

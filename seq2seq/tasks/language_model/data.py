@@ -32,6 +32,7 @@ import torch
 
 from seq2seq.config import Recipe
 from seq2seq.errors import UserError
+from seq2seq.lines import read_lines
 from seq2seq.vocab import EOS, PAD, UNK, Vocab
 
 UNKNOWN = "\u2047"  # how an unknown unit is written (sentencepiece's ⁇, without its spaces)
@@ -50,7 +51,6 @@ def text_file(recipe: Recipe, prefix: str) -> Path:
 def read_text(path: Path) -> str:
     """A UTF-8 file's lines joined by newlines, each ending in one; a file that is missing, empty,
     whitespace only or not UTF-8 is a UserError naming it (and the line)."""
-    from seq2seq.data import read_lines  # (not at the top: generating needs no `datasets`)
     lines = read_lines(Path(path))
     if not any(line.strip() for line in lines):
         raise UserError(f"{path}: no text (only blank lines)")

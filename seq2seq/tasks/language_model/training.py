@@ -32,11 +32,11 @@ from seq2seq.checkpoint import VOCAB_JOINT, load_meta, save_meta
 from seq2seq.config import Recipe, to_dict
 from seq2seq.device import autocast, resolve_precision
 from seq2seq.errors import UserError
-from seq2seq.experiment import _install_vocabs, check_model_dir
 from seq2seq.tasks.language_model.data import (BATCHING, cut_rows, encode_text, read_text, stream, text_file)
 from seq2seq.tasks.language_model.metric import BPC
 from seq2seq.tasks.language_model.model import RecurrentLanguageModel, build_language_model, detach, row_nats
-from seq2seq.tasks.trainer import TaskTrainer, model_line, removed_on_failure, run_training, start_run
+from seq2seq.tasks.trainer import (TaskTrainer, check_model_dir, install_vocabs, model_line, removed_on_failure,
+                                   run_training, start_run)
 from seq2seq.vocab import UNK, Vocab, load_vocabs, train_sentencepiece
 
 
@@ -152,7 +152,7 @@ def train(recipe: Recipe, model_dir: Path, *, resume: bool = False, overwrite: b
             model = build_language_model(recipe.model, len(vocab))
             if not resume:  # (one vocabulary, spm.model, whatever the unused vocab.joint says)
                 one = dataclasses.replace(recipe, vocab=dataclasses.replace(recipe.vocab, joint=True))
-                vocab = _install_vocabs(staging, model_dir, one, overwrite)[0]
+                vocab = install_vocabs(staging, model_dir, one, overwrite)[0]
             save_meta(model_dir, recipe, len(vocab), len(vocab), recipe.task,
                       resolve_precision(recipe.training.precision, device))
     tqdm.write(f"data: {len(units):,} training units ({len(train_text):,} characters), {len(vocab)} in the "

@@ -20,6 +20,7 @@ import numpy as np
 
 from seq2seq.config import Recipe
 from seq2seq.errors import UserError
+from seq2seq.lines import iter_lines
 from seq2seq.tasks.tagging.schemes import convert, malformed, repairs, split, to_iob2
 from seq2seq.tasks.tagging.vocab import TagBatch, Vocabularies
 
@@ -57,7 +58,6 @@ def split_file(recipe: Recipe, prefix: str) -> Path:
 
 def read_conll(path: Path, tag_column: int | None, scheme: str = "iob1") -> Sentences:
     """The sentences of a CoNLL file; `tag_column` None reads the words alone (tags not needed)."""
-    from seq2seq.data import iter_lines  # (not at the top: tagging needs no `datasets`)
     return parse_conll(Path(path), iter_lines(Path(path)), tag_column, scheme)
 
 

@@ -26,13 +26,13 @@ from seq2seq.checkpoint import clear_model_dir, load_meta, save_meta
 from seq2seq.config import Recipe, to_dict
 from seq2seq.device import autocast, resolve_precision
 from seq2seq.errors import UserError
-from seq2seq.experiment import check_model_dir
 from seq2seq.tasks.tagging.data import Sentences, TaggedSet, check_known, read_conll, split_file
 from seq2seq.tasks.tagging.metric import TAGGING_METRIC
 from seq2seq.tasks.tagging.model import SequenceTagger, build_tagger, predict
 from seq2seq.tasks.tagging.schemes import convert
 from seq2seq.tasks.tagging.vocab import UNK, VOCAB, Vocabularies
-from seq2seq.tasks.trainer import TaskTrainer, model_line, removed_on_failure, run_training, start_run
+from seq2seq.tasks.trainer import (TaskTrainer, check_model_dir, model_line, removed_on_failure, run_training,
+                                   start_run)
 
 
 class TaggingTrainer(TaskTrainer):

@@ -1,4 +1,5 @@
-"""Parallel text: checked reading, an Arrow-backed corpus (datasets), token-budget batches.
+"""Parallel text: the files of a split, checked reading, an Arrow-backed corpus (datasets); the
+trainer batches it by length (seq2seq/batch.py, make_batches).
 
 Every pair is kept in the Arrow table with a status (ok, empty, too long); batches draw only from
 the usable ones, and the counts are reported from the same table, so they survive the cache.
@@ -13,40 +14,31 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from seq2seq.config import DataConfig
+from seq2seq.config import DataConfig, Recipe
 from seq2seq.errors import UserError
-from seq2seq.extended import cut_sources, encode_sources, extend_targets
+from seq2seq.hub import hub_files, uses_hub
+from seq2seq.lines import iter_lines
+from seq2seq.tasks.translation.extended import cut_sources, encode_sources, extend_targets
 from seq2seq.vocab import Vocab
 
 OK, EMPTY, TOO_LONG, TRUNCATED = 0, 1, 2, 3
 # Part of the Arrow cache key: datasets hashes _generate's own code, not the helpers it calls, so
-# a change in what they produce (encode_pairs, seq2seq/extended.py) must bump this.
+# a change in what they produce (encode_pairs, extended.py) must bump this.
 CACHE_VERSION = 2
 
 
-def iter_lines(path: Path):
-    """Yield (line_number, text) of a UTF-8 file; bad bytes are an error naming the line."""
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror})") from None
-    with f:
-        for number, raw in enumerate(f, 1):
-            try:
-                yield number, raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as e:
-                raise UserError(f"{path}:{number}: bytes are not UTF-8 ({e.reason} at byte "
-                                f"{e.start})") from None
-
-
-def read_lines(path: Path) -> list[str]:
-    """All lines of a UTF-8 text file (an empty file is an error)."""
-    lines = [text for _, text in iter_lines(Path(path))]
-    if not lines:
-        raise UserError(f"{path}: file is empty")
-    return lines
+def data_files(recipe: Recipe, prefix: str) -> tuple[Path, Path]:
+    """The source and target files of a split; a missing one is named with what to put there."""
+    d = recipe.data
+    if uses_hub(d):  # data.hub: the split is written into data.dir from a data set by name first
+        return hub_files(d, prefix)
+    files = Path(d.dir) / f"{prefix}.{d.src}", Path(d.dir) / f"{prefix}.{d.tgt}"
+    for f in files:
+        if not f.is_file():
+            what = "is not a file" if f.exists() else "not found"
+            raise UserError(f"{f}: {what} (data.dir={d.dir!r}); put the {prefix!r} split there as "
+                            f"{prefix}.{d.src} and {prefix}.{d.tgt}, one sentence per line")
+    return files
 
 
 def check_parallel(src: Path, tgt: Path) -> int:
@@ -81,7 +73,7 @@ def encode_pairs(src_vocab: Vocab, tgt_vocab: Vocab, src: list[str], tgt: list[s
                  source_limit: int = 0, target_limit: int = 0):
     """(source ids, target ids, oovs, cut) of parallel lines, each side cut to its limit (0: not
     cut); cut[i] is (source pieces, target pieces) that line i lost. With copy, the extended ids
-    come from the cut source (seq2seq/extended.py): a target piece that only the cut part held
+    come from the cut source (extended.py): a target piece that only the cut part held
     is UNK; oovs is each cut source's list of extended pieces, else None."""
     src_ids, oovs = encode_sources(src_vocab, src, copy)
     src_cut = [max(0, len(s) - source_limit) if source_limit else 0 for s in src_ids]
@@ -162,7 +154,7 @@ class Corpus:
 def load_corpus(src: Path, tgt: Path, src_vocab: Vocab, tgt_vocab: Vocab, cfg: DataConfig,
                 copy: bool = False, check: bool = True) -> Corpus:
     """Check, tokenise and cache a parallel corpus (Arrow, so it need not fit in memory); with
-    `copy`, source-only pieces get extended ids (seq2seq/extended.py). `check=False` skips the
+    `copy`, source-only pieces get extended ids (extended.py). `check=False` skips the
     line-count check for files a caller has already checked."""
     if check:
         check_parallel(src, tgt)
@@ -188,35 +180,3 @@ def load_corpus(src: Path, tgt: Path, src_vocab: Vocab, tgt_vocab: Vocab, cfg: D
     if len(usable) == 0:
         raise UserError(f"{src} / {tgt}: no usable sentence pairs (all empty or too long)")
     return Corpus(table, usable, src_len, tgt_len)
-
-
-# ---------------------------------------------------------------- batching
-
-
-def make_batches(indices: np.ndarray, src_lengths: np.ndarray, tgt_lengths: np.ndarray,
-                 batch_size: int, batch_type: str, rng: np.random.Generator | None = None) -> list[np.ndarray]:
-    """Group sentence indices into batches of similar length (little padding).
-
-    With `rng`, lengths are sorted with random tie-breaking and the batch order is shuffled;
-    without, batches follow length order. A token budget counts padded tokens of the longer side
-    (+1 for BOS/EOS), so a batch costs about the same whatever its lengths.
-    """
-    if len(indices) == 0:
-        return []
-    src_l, tgt_l = src_lengths[indices], tgt_lengths[indices]
-    noise = rng.random(len(indices)) if rng is not None else np.zeros(len(indices))
-    order = indices[np.lexsort((noise, src_l, tgt_l))]
-    batches, start, longest = [], 0, 0
-    for i, idx in enumerate(order):
-        longest_new = max(longest, int(src_lengths[idx]), int(tgt_lengths[idx]) + 1)
-        n = i - start + 1
-        cost = n * longest_new if batch_type == "tokens" else n
-        if cost > batch_size and n > 1:
-            batches.append(order[start:i])
-            start, longest_new = i, max(int(src_lengths[idx]), int(tgt_lengths[idx]) + 1)
-        longest = longest_new
-    batches.append(order[start:])
-    if rng is not None:
-        rng.shuffle(batches)
-    return batches
-

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from seq2seq.checkpoint import BEST, load_meta
 from seq2seq.errors import UserError
-from seq2seq.translator import Translator
+from seq2seq.tasks.translation.translator import Translator
 
 
 class Summarizer(Translator):

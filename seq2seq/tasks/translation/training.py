@@ -1,4 +1,5 @@
-"""From a recipe to a trained model directory: data checks, vocabulary, model, trainer."""
+"""From a translation or summarisation recipe to a trained model directory: data checks,
+vocabulary, model, the seq2seq Trainer (seq2seq/trainer.py)."""
 
 from __future__ import annotations
 
@@ -9,47 +10,21 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from seq2seq.checkpoint import (CHECKPOINTS, atomic_write, clear_model_dir, holds_model, list_checkpoints, load_meta,
-                                save_meta)
-from seq2seq.compiling import compile_decoder_step
-from seq2seq.config import Recipe, to_dict
 from seq2seq.batch import collate
-from seq2seq.data import check_no_empty_pairs, check_parallel, encode_pairs, load_corpus, read_lines
+from seq2seq.checkpoint import load_meta, save_meta
+from seq2seq.config import Recipe, to_dict
 from seq2seq.device import precision_line, resolve_precision
 from seq2seq.distributed import rank_zero_first, setup
 from seq2seq.errors import UserError
-from seq2seq.hub import hub_files, uses_hub
-from seq2seq.init_from import check_init_from, copy_vocabs, load_init_weights
-from seq2seq.model import build_model
+from seq2seq.lines import read_lines
+from seq2seq.tasks.trainer import check_model_dir, install_vocabs, resume_from_latest
+from seq2seq.tasks.translation.compiling import compile_decoder_step
+from seq2seq.tasks.translation.data import check_no_empty_pairs, check_parallel, data_files, encode_pairs, load_corpus
+from seq2seq.tasks.translation.init_from import check_init_from, copy_vocabs, load_init_weights
+from seq2seq.tasks.translation.model import build_model
+from seq2seq.tasks.translation.validation import Validation
 from seq2seq.trainer import Trainer
-from seq2seq.validation import Validation
 from seq2seq.vocab import build_vocabs, load_vocabs
-
-def data_files(recipe: Recipe, prefix: str) -> tuple[Path, Path]:
-    """The source and target files of a split; a missing one is named with what to put there."""
-    d = recipe.data
-    if uses_hub(d):  # data.hub: the split is written into data.dir from a data set by name first
-        return hub_files(d, prefix)
-    files = Path(d.dir) / f"{prefix}.{d.src}", Path(d.dir) / f"{prefix}.{d.tgt}"
-    for f in files:
-        if not f.is_file():
-            what = "is not a file" if f.exists() else "not found"
-            raise UserError(f"{f}: {what} (data.dir={d.dir!r}); put the {prefix!r} split there as "
-                            f"{prefix}.{d.src} and {prefix}.{d.tgt}, one sentence per line")
-    return files
-
-
-def check_model_dir(model_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to write into a directory that holds a model unless told to; writes nothing."""
-    if resume and overwrite:
-        raise UserError("--resume and --overwrite exclude each other")
-    if model_dir.exists() and not model_dir.is_dir():
-        raise UserError(f"{model_dir}: exists and is not a directory")
-    if holds_model(model_dir) and not (resume or overwrite):
-        raise UserError(f"{model_dir}: already holds a model; pass --resume to continue it or "
-                        "--overwrite to replace it")
-    if resume and not holds_model(model_dir):
-        raise UserError(f"{model_dir}: nothing to resume (no meta.json or checkpoints)")
 
 
 def _saved_vocabs(recipe: Recipe, model_dir: Path):
@@ -59,17 +34,6 @@ def _saved_vocabs(recipe: Recipe, model_dir: Path):
         raise UserError(f"{model_dir}: the recipe's model or vocab section differs from the one "
                         "saved there; resume with the same recipe")
     return load_vocabs(model_dir, recipe.vocab.joint, meta)
-
-
-def _install_vocabs(staging: Path, model_dir: Path, recipe: Recipe, overwrite: bool):
-    """Move vocabularies trained aside (in `staging`) into the model directory, replacing an
-    earlier run's with --overwrite; called once the model is built."""
-    if overwrite:
-        clear_model_dir(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    for f in staging.iterdir():
-        atomic_write(model_dir / f.name, lambda p, f=f: shutil.copyfile(f, p))
-    return load_vocabs(model_dir, recipe.vocab.joint)
 
 
 def check_inputs(recipe: Recipe, model_dir: Path, resume: bool, overwrite: bool) -> list[Path]:
@@ -93,10 +57,7 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
     Inputs are checked, the vocabularies trained aside and the model built before anything is
     written; a run that fails before training leaves no new model directory behind.
     """
-    from seq2seq.tasks import TASKS
     source_meta = check_init_from(recipe, Path(init_from), resume) if init_from is not None else None
-    if recipe.task in TASKS:  # classification: trained in its own room (seq2seq/tasks/)
-        return TASKS[recipe.task].train(recipe, model_dir, resume=resume, overwrite=overwrite)
     model_dir = Path(model_dir)
     train_src, train_tgt, valid_src, valid_tgt = check_inputs(recipe, model_dir, resume, overwrite)
     cfg = recipe.training
@@ -124,7 +85,7 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
             if init_from is not None:
                 say(load_init_weights(model, Path(init_from)))
             if world.is_main and not resume:
-                src_vocab, tgt_vocab = _install_vocabs(Path(staging), model_dir, recipe, overwrite)
+                src_vocab, tgt_vocab = install_vocabs(Path(staging), model_dir, recipe, overwrite)
             if world.is_main:
                 save_meta(model_dir, recipe, len(src_vocab), len(tgt_vocab), recipe.task, precision)
     except BaseException:
@@ -145,7 +106,7 @@ def train(recipe: Recipe, model_dir: Path, resume: bool = False, overwrite: bool
     trainer = Trainer(model, recipe, model_dir, corpus=corpus, valid=valid, tgt_vocab=tgt_vocab, device=device,
                       world=world)
     if resume:
-        _resume_from_latest(trainer, model_dir, say)
+        resume_from_latest(trainer, model_dir, say)
     trainer.train()
     return trainer
 
@@ -157,18 +118,3 @@ def _validation(recipe: Recipe, valid_src: Path, valid_tgt: Path, src_vocab, tgt
     src, tgt, oovs, _ = encode_pairs(src_vocab, tgt_vocab, vs, vt, recipe.model.copy,
                                      recipe.data.max_source_length, recipe.data.max_target_length)
     return Validation(src, tgt, vt, oovs)
-
-
-def _resume_from_latest(trainer: Trainer, model_dir: Path, say=tqdm.write) -> None:
-    """Continue from the newest readable checkpoint; corrupt ones are reported and passed over."""
-    for path in list_checkpoints(model_dir):
-        try:
-            trainer.resume(path)
-        except UserError as e:
-            say(f"warning: {e}; trying an older checkpoint")
-            continue
-        say(f"resuming from {path} (step {trainer.progress.step}, epoch "
-                   f"{trainer.progress.epoch + 1}, batch {trainer.progress.batch_in_epoch})")
-        return
-    raise UserError(f"{model_dir / CHECKPOINTS}: no readable checkpoint to resume from; start again "
-                    "with --overwrite")

@@ -24,7 +24,7 @@ class Seq2Seq(nn.Module):
     """Embeddings, encoder, decoder and output layer, built elsewhere and passed in.
 
     With a `copy` layer (pointer-generator) source and target ids may be extended ids (>= V, one
-    per source-only piece, see seq2seq/extended.py): they are embedded as UNK, and the outputs are
+    per source-only piece, see extended.py): they are embedded as UNK, and the outputs are
     log-probabilities over the extended vocabulary V + memory.extra.
 
     Dropout, in training only: `embedding_dropout` on every embedded unit; `source_word_dropout`

@@ -9,11 +9,14 @@
     translator.translate(["12/25/99"], sampling="topk:10", temperature=0.8, seed=1, nbest=4)
     Translator.load("runs/demo", precision="int8")             # fp32, bf16, int8; default: the recipe's
 
-An empty or whitespace-only line is not searched: its output is empty (score 0).
+An empty or whitespace-only line is not searched: its output is empty (score 0). evaluate(args) is
+seq2seq-evaluate for a translation or summarisation model: BLEU and chrF, or ROUGE.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +28,8 @@ from seq2seq.config import DecodingConfig, Recipe
 from seq2seq.decoding import decode_ids
 from seq2seq.device import for_decoding, resolve_device
 from seq2seq.errors import UserError
-from seq2seq.extended import cut_sources, decode_extended, encode_sources
-from seq2seq.model import Seq2Seq, build_model
+from seq2seq.tasks.translation.extended import cut_sources, decode_extended, encode_sources
+from seq2seq.tasks.translation.model import Seq2Seq, build_model
 from seq2seq.sampling import Sampling, parse_sampling
 from seq2seq.vocab import EOS, UNK, Vocab, load_vocabs
 
@@ -78,7 +81,7 @@ class Translator:
 
     def encode(self, lines: list[str]) -> tuple[list[list[int]], list[list[str]] | None]:
         """Source ids, cut to data.max_source_length if the recipe sets one; with copy, extended
-        ids and each line's source-only pieces (seq2seq/extended.py), else None. A blank line
+        ids and each line's source-only pieces (extended.py), else None. A blank line
         (empty or whitespace only) has no ids: decode_ids gives it an empty output."""
         lines = [line if line.strip() else "" for line in lines]
         sources, oovs = encode_sources(self.src_vocab, lines, self.model.copy is not None)
@@ -168,3 +171,42 @@ class Translator:
         size, sp = len(self.tgt_vocab), self.tgt_vocab.sp
         return [sp.id_to_piece(i) if i < size else
                 oovs[i - size] if i - size < len(oovs) else sp.id_to_piece(UNK) for i in tokens]
+
+
+def evaluate(args) -> int:
+    """seq2seq-evaluate for a translation or summarisation model: --src translated and scored
+    against the --ref files (several: several references per line) by sacreBLEU BLEU and chrF, or
+    with --metric rouge by ROUGE-1/2/L F1; the arguments are seq2seq-evaluate's
+    (seq2seq/cli/evaluate.py)."""
+    from seq2seq.cli.common import check_sizes, write_output
+    from seq2seq.lines import read_lines
+    from seq2seq.tasks.summarization.metric import rouge
+    from seq2seq.tasks.translation.data import check_parallel
+    from seq2seq.tasks.translation.metric import bleu, chrf
+    if not args.ref:
+        raise UserError("the following arguments are required: --ref (see seq2seq-evaluate --help)")
+    check_sizes(args)
+    for ref in args.ref:
+        check_parallel(Path(args.src), Path(ref))
+    translator = Translator.load(args.model_dir, args.device, args.weights, args.precision)
+    if translator.recipe.decoding.nbest > 1:
+        print(f"warning: decoding.nbest is {translator.recipe.decoding.nbest} in the model's recipe; "
+              "seq2seq-evaluate scores the 1-best output", file=sys.stderr)
+    src, streams = read_lines(Path(args.src)), [read_lines(Path(ref)) for ref in args.ref]
+    beam = args.beam_size or translator.recipe.decoding.beam_size
+    hyps = translator.translate(src, beam, args.batch_size, progress=len(src) > 500)
+    if args.output:
+        write_output(hyps, args.output)
+    if args.metric == "rouge":
+        scores = {k: round(v, 2) for k, v in rouge(hyps, [list(r) for r in zip(*streams)]).items()}
+        result = {**scores, "references": len(streams), "beam_size": beam, "sentences": len(src)}
+        text = "ROUGE-1 {rouge1:.2f}  ROUGE-2 {rouge2:.2f}  ROUGE-L {rougeL:.2f}".format(**scores) + \
+            f"  (F1, rouge-score, Porter stemmer, {len(streams)} reference(s))"
+    else:
+        b, b_sig = bleu(hyps, *streams)
+        c, c_sig = chrf(hyps, *streams)
+        result = {"bleu": round(b, 2), "chrf": round(c, 2), "bleu_signature": b_sig,
+                  "chrf_signature": c_sig, "beam_size": beam, "sentences": len(src)}
+        text = f"BLEU {b:.2f}  ({b_sig})\nchrF {c:.2f}  ({c_sig})"
+    print(json.dumps(result) if args.json else text)
+    return 0

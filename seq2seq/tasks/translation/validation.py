@@ -1,5 +1,5 @@
 """Validation inside training: the loss on the validation set, and a greedy decoding of it scored
-by the recipe's metric (seq2seq/metrics.py)."""
+by the recipe's metric (metric.py, VALID_METRICS)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from seq2seq.batch import collate
 from seq2seq.config import DecodingConfig
 from seq2seq.decoding import decode_ids
 from seq2seq.device import autocast
-from seq2seq.extended import decode_extended
+from seq2seq.tasks.translation.extended import decode_extended
 from seq2seq.loss import sequence_nll
 from seq2seq.metrics import Metric
 from seq2seq.vocab import Vocab
