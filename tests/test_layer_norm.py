@@ -328,3 +328,10 @@ def test_a_model_directory_without_the_key_still_loads(tmp_path, tiny_recipe_dic
     (tmp_path / "m" / "recipe.json").write_text(json.dumps(saved))
     loaded = Translator.load(tmp_path / "m", "cpu")
     assert type(loaded.model.encoder.rnn) is nn.GRU and len(loaded.translate(["abc"])) == 1
+
+
+def test_build_model_builds_the_normalised_cells_from_the_recipe(make_model):
+    model = make_model(encoder={"cell": "lstm", "layer_norm": True}, decoder={"cell": "gru", "layer_norm": True})
+    assert isinstance(model.encoder.rnn.cell, LayerNormLSTMCell) and isinstance(model.decoder.rnn.cell, LayerNormGRUCell)
+    cond = make_model(decoder={"type": "conditional", "cell": "gru", "layer_norm": True})
+    assert isinstance(cond.decoder.rnn1.cell, LayerNormGRUCell) and isinstance(cond.decoder.rnn2.cell, LayerNormGRUCell)
