@@ -5,6 +5,7 @@ training and decoding of one of our recipes, and the figures read from its log l
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -28,7 +29,8 @@ def ensure_venv(venv: Path) -> Path:
         step([sys.executable, "-m", "venv", str(venv)], f"creating the venv {venv}")
     ask = ("import json, importlib.metadata as m\nv = {}\nfor p in %r:\n    try: v[p] = m.version(p)\n"
            "    except m.PackageNotFoundError: pass\nprint(json.dumps(v))" % list(PINS))
-    have = json.loads(subprocess.run([str(python), "-c", ask], capture_output=True, text=True).stdout or "{}")
+    have = json.loads(subprocess.run([str(python), "-c", ask], capture_output=True, text=True,
+                                     env=venv_env()).stdout or "{}")
     for name, version in PINS.items():  # in order: torch before joeynmt keeps pip off the CUDA build
         if name not in have or version not in (None, have[name].split("+")[0]):
             spec = f"{name}=={version}" if version else name
@@ -46,9 +48,14 @@ def ensure_venv(venv: Path) -> Path:
 def step(argv: list[str], what: str) -> None:
     """A setup command, its output shown; a one-line error if it fails."""
     print(f"vs_joeynmt: {what}", file=sys.stderr)
-    code = subprocess.run(argv).returncode
+    code = subprocess.run(argv, env=venv_env()).returncode
     if code:
         raise UserError(f"{what} failed (exit status {code})")
+
+
+def venv_env() -> dict[str, str]:
+    """This process's environment without PYTHONPATH and PYTHONHOME: the venv sees its own packages."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
 
 
 def drop_verbose(builders: str) -> str:

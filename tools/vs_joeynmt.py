@@ -69,7 +69,7 @@ from seq2seq.config import Recipe, load_recipe, to_dict  # noqa: E402
 from seq2seq.device import resolve_device, resolve_precision  # noqa: E402
 from seq2seq.errors import UserError  # noqa: E402
 from joeynmt_side import (ensure_venv, joey_config, joey_generation_seconds,  # noqa: E402
-                          joey_window_rate, pieces, write_vocab_file)
+                          joey_window_rate, pieces, venv_env, write_vocab_file)
 
 RECIPES = {"reference": ROOT / "recipes/translation/multi30k_en_de.yaml",
            "fast": ROOT / "recipes/translation/multi30k_en_de_fast.yaml"}
@@ -105,11 +105,11 @@ def window_rate(marks: list[tuple[float, int]], warmup: int, steps: int) -> floa
 
 # ---------------------------------------------------------------- the two sides
 
-def call(argv: list[str], log: Path, what: str) -> str:
+def call(argv: list[str], log: Path, what: str, env: dict | None = None) -> str:
     """Run a command into its log file; its output, or a one-line error naming the log."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w", encoding="utf-8") as f:
-        code = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT).returncode
+        code = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, env=env).returncode
     text = log.read_text(encoding="utf-8", errors="replace")
     if code:
         last = (text.strip().splitlines() or ["(no output)"])[-1]
@@ -131,7 +131,8 @@ def ours_train(recipe: Path, model_dir: Path, data: Path, overrides: list[str], 
 
 def joey_train(python: Path, config: dict, path: Path, log: Path) -> str:
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return call([str(python), "-m", "joeynmt", "train", str(path), "--skip-test"], log, f"JoeyNMT train {path}")
+    return call([str(python), "-m", "joeynmt", "train", str(path), "--skip-test"], log, f"JoeyNMT train {path}",
+                venv_env())
 
 
 def ours_decode(model_dir: Path, data: Path, src: str, out: Path, log: Path, beam: int, device: str,
@@ -250,7 +251,7 @@ def one_round(name: str, r: int, recipe_path: Path, recipe: Recipe, paths: dict,
     config_file = work / "joey_decode.yaml"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     log = call([str(python), "-m", "joeynmt", "test", str(config_file), "--output-path", str(work / "joey")],
-               logs / f"{name}_r{r}_joey_decode.log", f"JoeyNMT test {config_file}")
+               logs / f"{name}_r{r}_joey_decode.log", f"JoeyNMT test {config_file}", venv_env())
     result["joey_sent_s"] = args.decode_lines_read / joey_generation_seconds(log)
     return result
 
@@ -357,7 +358,7 @@ def main(argv: list[str]) -> int:
     python = ensure_venv(args.venv.resolve())
     args.decode_lines_read = len((data / f"test.{first.data.src}").read_text(encoding="utf-8").splitlines())
     joey_threads = subprocess.run([str(python), "-c", "import torch; print(torch.get_num_threads())"],
-                                  check=True, capture_output=True, text=True).stdout.strip()
+                                  check=True, capture_output=True, text=True, env=venv_env()).stdout.strip()
     paths = {x: decode_models(x, RECIPES[x], recipes[x], args, data, python) for x in names}
     rounds: dict[str, list[dict]] = {x: [] for x in names}
     for r in range(1, args.rounds + 1):
