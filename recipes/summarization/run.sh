@@ -47,5 +47,5 @@ for split in ${splits[@]+"${splits[@]}"}; do
 done
 if [ ${#splits[@]} -gt 0 ]; then
   echo "== three ${splits[0]} documents through seq2seq-summarize"
-  head -n 3 "$data/${splits[0]}.$src" | seq2seq-summarize "$model"
+  seq2seq-summarize "$model" < <(head -n 3 "$data/${splits[0]}.$src")  # (not a pipe: a reader that stops early is no failure)
 fi
