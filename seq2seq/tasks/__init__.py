@@ -4,7 +4,7 @@ model directory):
     translation/      data.py (parallel files, corpus), extended.py (copy's extended ids), model.py
                       (Seq2Seq, build_model), metric.py (BLEU, chrF), validation.py, training.py
                       (train), init_from.py, compiling.py, translator.py (loading, output,
-                      evaluate), plot.py (attention heatmaps)
+                      evaluate), ensemble.py (several models as one), plot.py (attention heatmaps)
     summarization/    summarizer.py (loading, output), metric.py (ROUGE); the translation room's
                       data, model, training and evaluate otherwise
     classification/   data.py (files, labels), model.py (assembly, pooling), metric.py,

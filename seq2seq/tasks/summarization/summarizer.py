@@ -10,10 +10,12 @@ recipes/summarization/); decoding options default to the recipe's decoding secti
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 from seq2seq.checkpoint import BEST, load_meta
 from seq2seq.errors import UserError
+from seq2seq.tasks.translation.ensemble import model_dirs
 from seq2seq.tasks.translation.translator import Translator
 
 
@@ -21,13 +23,15 @@ class Summarizer(Translator):
     """A Translator whose model was trained to summarise (meta.json task 'summarization')."""
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str = "auto", weights: str | Path = BEST,
-             precision: str | None = None) -> "Summarizer":
-        _, meta = load_meta(Path(model_dir))
-        if meta.get("task") != "summarization":
-            raise UserError(f"{model_dir}: not a summarisation model (meta.json task is "
-                            f"{meta.get('task')!r}); use seq2seq-translate, or train a recipe with "
-                            "task: summarization")
+    def load(cls, model_dir: str | Path | Sequence[str | Path], device: str = "auto",
+             weights: str | Path = BEST, precision: str | None = None) -> "Summarizer":
+        """As Translator.load: one model directory, or a list of them (an ensemble)."""
+        for path in model_dirs(model_dir):
+            _, meta = load_meta(path)
+            if meta.get("task") != "summarization":
+                raise UserError(f"{path}: not a summarisation model (meta.json task is "
+                                f"{meta.get('task')!r}); use seq2seq-translate, or train a recipe with "
+                                "task: summarization")
         return super().load(model_dir, device, weights, precision)
 
     def summarize(self, documents: list[str], beam_size: int | None = None, *,

@@ -12,6 +12,7 @@ parallel lines, or a data set by name (data.hub).
     init_from.py    --init-from: another run's weights and vocabulary start a new run
     compiling.py    training.compile: torch.compile of the decoder step
     translator.py   Translator (loading, translating, n-best, sampling, attention) and evaluate
+    ensemble.py     Ensemble: several models searched as one (the mean of their log-probabilities)
     plot.py         attention heatmaps (tools/plot_attention.py)
 
 The summarisation room trains and evaluates with this one's code (seq2seq/tasks/summarization/).

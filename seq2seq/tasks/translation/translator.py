@@ -8,6 +8,7 @@
     t.source_pieces, t.hypotheses[0].text, t.hypotheses[0].score, t.hypotheses[0].attention
     translator.translate(["12/25/99"], sampling="topk:10", temperature=0.8, seed=1, nbest=4)
     Translator.load("runs/demo", precision="int8")             # fp32, bf16, int8; default: the recipe's
+    Translator.load(["runs/a", "runs/b"])                      # an ensemble of two (ensemble.py)
 
 An empty or whitespace-only line is not searched: its output is empty (score 0). evaluate(args) is
 seq2seq-evaluate for a translation or summarisation model: BLEU and chrF, or ROUGE.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import sys
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from seq2seq.decoding import decode_ids
 from seq2seq.device import for_decoding, resolve_device
 from seq2seq.errors import UserError
 from seq2seq.tasks.translation.extended import cut_sources, decode_extended, encode_sources
+from seq2seq.tasks.translation.ensemble import Ensemble, check_members, model_dirs
 from seq2seq.tasks.translation.model import Seq2Seq, build_model
 from seq2seq.sampling import Sampling, parse_sampling
 from seq2seq.vocab import EOS, UNK, Vocab, load_vocabs
@@ -54,11 +57,11 @@ class Translation:
 
 
 class Translator:
-    """A trained model with its vocabularies, ready to translate strings. `precision`: 'auto',
-    'fp32', 'bf16' or 'int8' (seq2seq/device.py), None for the recipe's decoding.precision; with
-    int8 the translator decodes with a quantised copy of `model`."""
+    """A trained model (a Seq2Seq, or an Ensemble of them) with its vocabularies, ready to
+    translate strings. `precision`: 'auto', 'fp32', 'bf16' or 'int8' (seq2seq/device.py), None for
+    the recipe's decoding.precision; with int8 the translator decodes with a quantised copy of `model`."""
 
-    def __init__(self, model: Seq2Seq, src_vocab: Vocab, tgt_vocab: Vocab, recipe: Recipe,
+    def __init__(self, model: Seq2Seq | Ensemble, src_vocab: Vocab, tgt_vocab: Vocab, recipe: Recipe,
                  device: torch.device, precision: str | None = None):
         model, self.precision = for_decoding(model, precision or recipe.decoding.precision, device,
                                              "decoding.precision" if precision is None else "precision")
@@ -66,18 +69,35 @@ class Translator:
         self.recipe, self.device = recipe, device
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str = "auto", weights: str | Path = BEST,
-             precision: str | None = None) -> "Translator":
-        """`weights`: a bare file name is looked up in the model directory; a path is used as is.
-        `precision`: as the constructor's (None: the recipe's decoding.precision)."""
-        model_dir = Path(model_dir)
-        recipe, meta = load_meta(model_dir)
-        src_vocab, tgt_vocab = load_vocabs(model_dir, recipe.vocab.joint, meta)
-        model = build_model(recipe.model, meta["src_vocab_size"], meta["tgt_vocab_size"])
-        weights = Path(weights)
-        load_weights(model, weights if len(weights.parts) > 1 else model_dir / weights)
+    def load(cls, model_dir: str | Path | Sequence[str | Path], device: str = "auto",
+             weights: str | Path = BEST, precision: str | None = None) -> "Translator":
+        """`model_dir`: a model directory, or a list of them: an ensemble, searched as one model
+        (the mean of their log-probabilities, ensemble.py), which decodes with the first one's
+        recipe (decoding section, data.max_source_length); one directory in a list is that model.
+        `weights`: a bare file name is looked up in each model directory; a path (one directory
+        only) is used as is. `precision`: as the constructor's (None: the recipe's
+        decoding.precision), for every model of an ensemble."""
+        dirs = model_dirs(model_dir)
+        if len(dirs) > 1 and len(Path(weights).parts) > 1:
+            raise UserError(f"weights {str(weights)!r}: a path names one model's weights; with "
+                            f"{len(dirs)} model directories give a file name that each holds")
+        loaded = [cls._load_model(d, Path(weights)) for d in dirs]
+        models, recipes, vocabs = ([x[i] for x in loaded] for i in range(3))
+        model = models[0]
+        if len(dirs) > 1:
+            check_members(dirs, recipes, vocabs, models)
+            model = Ensemble(models)
         dev = resolve_device(device, "device")
-        return cls(model.to(dev), src_vocab, tgt_vocab, recipe, dev, precision)
+        return cls(model.to(dev), *vocabs[0], recipes[0], dev, precision)
+
+    @staticmethod
+    def _load_model(model_dir: Path, weights: Path) -> tuple[Seq2Seq, Recipe, tuple[Vocab, Vocab]]:
+        """One model directory's model (weights loaded, on the CPU), recipe and vocabularies."""
+        recipe, meta = load_meta(model_dir)
+        vocabs = load_vocabs(model_dir, recipe.vocab.joint, meta)
+        model = build_model(recipe.model, meta["src_vocab_size"], meta["tgt_vocab_size"])
+        load_weights(model, weights if len(weights.parts) > 1 else model_dir / weights)
+        return model, recipe, vocabs
 
     def encode(self, lines: list[str]) -> tuple[list[list[int]], list[list[str]] | None]:
         """Source ids, cut to data.max_source_length if the recipe sets one; with copy, extended
