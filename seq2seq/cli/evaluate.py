@@ -1,19 +1,22 @@
-"""seq2seq-evaluate MODEL_DIR --src F --ref F [--ref F ...] [--metric bleu|rouge] [--beam-size N]
-[--json]: sacreBLEU BLEU and chrF, or ROUGE-1/2/L F1 (rouge-score, stemmed); several --ref files
+"""seq2seq-evaluate MODEL_DIR [MODEL_DIR ...] --src F --ref F [--ref F ...] [--metric bleu|rouge]
+[--beam-size N] [--json]: sacreBLEU BLEU and chrF, or ROUGE-1/2/L F1 (rouge-score, stemmed); several --ref files
 are several references per line. A classifier's MODEL_DIR: --src texts, --ref class names (one
 per line) -> accuracy and macro-F1. A language model's: --src text alone -> perplexity and bits
 per character. A tagger's: --src a CoNLL file with the gold tags -> entity P/R/F1 and token
-accuracy."""
+accuracy. Several translation or summarisation MODEL_DIRs are scored as one ensemble
+(seq2seq/tasks/translation/ensemble.py)."""
 
 from __future__ import annotations
 
 from seq2seq.cli.common import ArgumentParser, add_model_options, run
+from seq2seq.errors import UserError
 
 
 def parser() -> ArgumentParser:
     p = ArgumentParser(prog="seq2seq-evaluate",
                        description="Translate --src and score it against --ref.")
-    p.add_argument("model_dir")
+    p.add_argument("model_dir", nargs="+",
+                   help="a model directory; several (translation, summarisation): an ensemble")
     p.add_argument("--src", required=True, help="source file, one sentence per line")
     p.add_argument("--ref", action="append", default=[],
                    help="reference file, line i for source line i; repeat for more references "
@@ -31,9 +34,15 @@ def parser() -> ArgumentParser:
 def main(argv) -> int:
     args = parser().parse_args(argv)
     from seq2seq.tasks import TASKS, task_of
-    # the room of meta.json's task; where it is unreadable or names none, translation's, whose
-    # loading says what is wrong
-    return TASKS.get(task_of(args.model_dir), TASKS["translation"]).evaluate(args)
+    # the room of (the first) meta.json's task; where it is unreadable or names none,
+    # translation's, whose loading says what is wrong
+    dirs, task = args.model_dir, task_of(args.model_dir[0])
+    room = TASKS.get(task, TASKS["translation"])
+    if len(dirs) > 1 and room not in (TASKS["translation"], TASKS["summarization"]):
+        raise UserError(f"{dirs[0]}: a {task} model; several model directories (an ensemble) are "
+                        "for translation and summarisation models")
+    args.model_dir = dirs if len(dirs) > 1 else dirs[0]  # Translator.load takes either
+    return room.evaluate(args)
 
 
 def entry() -> None:

@@ -1,17 +1,21 @@
-"""seq2seq-summarize MODEL_DIR [FILE ...] [--output F] [--beam-size N] [--min-length N]
-[--max-length N] [--no-repeat-ngram-size N] [--sampling beam|greedy|topk:K|topp:P] [--temperature T]
-[--seed S] [--buffer-size N]: documents one per line -> summaries one per line (the 1-best, or one
-sample). With --buffer-size N, or when stdin is a terminal (N = 1), each N documents are summarised
-as soon as they are read and their summaries flushed (seq2seq/cli/streaming.py)."""
+"""seq2seq-summarize MODEL_DIR [MODEL_DIR ...] [FILE ...] [--output F] [--beam-size N]
+[--min-length N] [--max-length N] [--no-repeat-ngram-size N] [--sampling beam|greedy|topk:K|topp:P]
+[--temperature T] [--seed S] [--buffer-size N]: documents one per line -> summaries one per line
+(the 1-best, or one sample). With --buffer-size N, or when stdin is a terminal (N = 1), each N
+documents are summarised as soon as they are read and their summaries flushed
+(seq2seq/cli/streaming.py). The leading arguments that are directories are the models: several
+are an ensemble, searched as one model (seq2seq/tasks/translation/ensemble.py); the others, files."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from seq2seq.cli.common import (ArgumentParser, add_model_options, add_sampling_options, check_sizes,
                                 decoding_choice, read_input, run, write_output)
 from seq2seq.cli.streaming import (add_buffer_option, batches, buffer_size, file_lines, stdin_lines,
                                    write_batches)
+from seq2seq.errors import UserError
 
 PROGRESS_FROM = 200  # documents; a progress bar (on stderr) from this many on
 HINT = "give documents one per line on stdin or as FILE arguments"
@@ -20,7 +24,8 @@ HINT = "give documents one per line on stdin or as FILE arguments"
 def parser() -> ArgumentParser:
     p = ArgumentParser(prog="seq2seq-summarize",
                        description="Summarise documents, one per line, from FILEs or stdin.")
-    p.add_argument("model_dir", help="a model directory trained with task: summarization")
+    p.add_argument("model_dir", help="a model directory trained with task: summarization; the "
+                                     "directories after it, before any FILE, join it in an ensemble")
     p.add_argument("files", nargs="*", help="files of documents, one per line (default stdin)")
     p.add_argument("--output", help="file to write (default stdout)")
     p.add_argument("--beam-size", type=int, help="1 for greedy; default from the recipe")
@@ -40,7 +45,14 @@ def main(argv) -> int:
     check_sizes(args, ("min_length", "max_length", "no_repeat_ngram_size"), minimum=0)
     from seq2seq.tasks.summarization.summarizer import Summarizer
     choice = decoding_choice(args)  # its errors before the model loads
-    summarizer = Summarizer.load(args.model_dir, args.device, args.weights, args.precision)
+    models = [args.model_dir]
+    while args.files and Path(args.files[0]).is_dir():  # a FILE is never a directory
+        models.append(args.files.pop(0))
+    for path in args.files:
+        if Path(path).is_dir():
+            raise UserError(f"{path}: a directory among the FILEs; give the model directories "
+                            "first, then the files of documents")
+    summarizer = Summarizer.load(models, args.device, args.weights, args.precision)
     if summarizer.recipe.decoding.nbest > 1:
         print(f"warning: decoding.nbest is {summarizer.recipe.decoding.nbest} in the model's recipe; "
               "seq2seq-summarize writes one summary per document (the 1-best, or one sample)",

@@ -1,4 +1,4 @@
-"""seq2seq-translate MODEL_DIR [--beam-size N] [--nbest N] [--batch-size N] [--input F] [--output F]
+"""seq2seq-translate MODEL_DIR [MODEL_DIR ...] [--beam-size N] [--nbest N] [--batch-size N] [--input F] [--output F]
 [--sampling beam|greedy|topk:K|topp:P] [--temperature T] [--seed S] [--buffer-size N]
 
 One output line per input line; an empty or whitespace-only input line gives an empty output line.
@@ -18,6 +18,10 @@ for the same --seed whatever the batch.
 With --buffer-size N, or when stdin is a terminal (N = 1), each N lines are translated as soon as
 they are read and their output flushed (seq2seq/cli/streaming.py); otherwise all input is read
 first. The output is the same either way.
+
+Several model directories are an ensemble, searched as one model: each step the mean of their
+log-probabilities (seq2seq/tasks/translation/ensemble.py); they share their vocabularies, and the
+first one's recipe gives the decoding settings.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ HINT = "give one sentence per line on stdin or with --input"
 def parser() -> ArgumentParser:
     p = ArgumentParser(prog="seq2seq-translate",
                        description="Translate lines from stdin (or --input) to stdout.")
-    p.add_argument("model_dir")
+    p.add_argument("model_dir", nargs="+",
+                   help="a model directory; several: an ensemble (the mean of their log-probabilities)")
     p.add_argument("--beam-size", type=int, help="1 for greedy; default from the recipe")
     p.add_argument("--nbest", type=int,
                    help="write the N best outputs per line as 'INDEX ||| hypothesis ||| score' "

@@ -146,8 +146,8 @@ def check_members(dirs: list[Path], recipes: list[Recipe], vocabs: list[tuple[Vo
         differ = [k for k in ours if ours[k] != theirs[k]]
         if differ:
             said = ", ".join(f"{k} {theirs[k]!r}" for k in differ)
-            print(f"warning: {dirs[i]}: {said} (not used: the ensemble decodes with {first}'s "
-                  f"{', '.join(f'{ours[k]!r}' for k in differ)}, the first model directory's)",
+            print(f"warning: {dirs[i]}: {said}: not used; an ensemble decodes with its first model "
+                  f"directory's settings ({first}: {', '.join(f'{ours[k]!r}' for k in differ)})",
                   file=sys.stderr)
 
 
