@@ -106,7 +106,8 @@ def tiny_recipe(data_dir: Path | str) -> dict:
         "training": {"batch_type": "sentences", "batch_size": 16, "epochs": 1, "device": "cpu",
                      "threads": 1, "lr": 0.01,
                      "precision": "fp32"},  # exact on any CPU ('auto' is bf16 on some); bf16: test_precision.py
-        "decoding": {"beam_size": 2, "max_length_ratio": 1.5, "max_length_offset": 2},
+        "decoding": {"beam_size": 2, "max_length_ratio": 1.5, "max_length_offset": 2,
+                     "precision": "fp32"},  # exact on any CPU ('auto' is bf16 on some)
     }
 
 

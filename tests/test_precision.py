@@ -19,7 +19,7 @@ import seq2seq.device as device
 from seq2seq.batch import collate
 from seq2seq.config import recipe_from_dict
 from seq2seq.decoding import decode_ids
-from seq2seq.device import (DECODING_AUTO, autocast, quantize_int8, resolve_decoding_precision,
+from seq2seq.device import (DECODING_AUTO, ROOM_DECODING_AUTO, autocast, quantize_int8, resolve_decoding_precision,
                             resolve_precision)
 from seq2seq.errors import UserError
 from seq2seq.recipe_io import load_recipe
@@ -253,7 +253,7 @@ def test_the_task_rooms_decode_in_their_precision(char_vocab):
     lm = LanguageModel(model, char_vocab, lm_recipe, CPU, precision="int8")
     assert lm.precision == "int8" and {DYNAMIC.LSTM, DYNAMIC.Linear} <= {type(m) for m in lm.model.modules()}
     assert len(lm.generate("ab", 5)) == 5
-    assert LanguageModel(model, char_vocab, lm_recipe, CPU).precision == DECODING_AUTO[device.device_kind(CPU)]
+    assert LanguageModel(model, char_vocab, lm_recipe, CPU).precision == ROOM_DECODING_AUTO[device.device_kind(CPU)]
     c_recipe = recipe_from_dict({"task": "classification", "decoding": {"precision": "bf16"}, "model": {
         "embedding_size": 8, "encoder": {"hidden_size": 8}}})
     classifier = Classifier(build_classifier(c_recipe.model, c_recipe.classification, len(char_vocab), 3),

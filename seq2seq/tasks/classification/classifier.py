@@ -20,7 +20,7 @@ import torch
 
 from seq2seq.checkpoint import BEST, VOCAB_JOINT
 from seq2seq.config import Recipe
-from seq2seq.device import for_decoding
+from seq2seq.device import ROOM_DECODING_AUTO, for_decoding
 from seq2seq.errors import UserError
 from seq2seq.tasks.classification.data import encode_texts, label_ids, load_labels, read_labelled
 from seq2seq.tasks.classification.metric import scores
@@ -38,7 +38,8 @@ class Classifier:
     def __init__(self, model: TextClassifier, vocab: Vocab, labels: list[str], recipe: Recipe,
                  device: torch.device, precision: str | None = None):
         model, self.precision = for_decoding(model, precision or recipe.decoding.precision, device,
-                                             "decoding.precision" if precision is None else "precision")
+                                             "decoding.precision" if precision is None else "precision",
+                                             ROOM_DECODING_AUTO)
         self.model, self.vocab, self.labels = model.eval(), vocab, labels
         self.recipe, self.device = recipe, device
 

@@ -24,7 +24,7 @@ import torch
 
 from seq2seq.checkpoint import BEST
 from seq2seq.config import Recipe
-from seq2seq.device import autocast, for_decoding
+from seq2seq.device import ROOM_DECODING_AUTO, autocast, for_decoding
 from seq2seq.errors import UserError
 from seq2seq.sampling import Sampling, draw, filter_log_probs, parse_sampling, sentence_generator
 from seq2seq.tasks.language_model.data import cut_rows, decode_units, encode_text, pad_rows, read_text, stream
@@ -85,7 +85,8 @@ class LanguageModel:
     def __init__(self, model: RecurrentLanguageModel, vocab: Vocab, recipe: Recipe, device: torch.device,
                  precision: str | None = None):
         model, self.precision = for_decoding(model, precision or recipe.decoding.precision, device,
-                                             "decoding.precision" if precision is None else "precision")
+                                             "decoding.precision" if precision is None else "precision",
+                                             ROOM_DECODING_AUTO)
         self.model, self.vocab, self.recipe, self.device = model.eval(), vocab, recipe, device
 
     @classmethod

@@ -20,7 +20,7 @@ import torch
 
 from seq2seq.checkpoint import BEST
 from seq2seq.config import Recipe
-from seq2seq.device import for_decoding
+from seq2seq.device import ROOM_DECODING_AUTO, for_decoding
 from seq2seq.errors import UserError
 from seq2seq.tasks.loading import load_task_weights, open_task_dir
 from seq2seq.tasks.tagging.data import Sentences, TaggedSet, check_known, read_conll
@@ -37,7 +37,8 @@ class Tagger:
     def __init__(self, model: SequenceTagger, vocab: Vocabularies, recipe: Recipe, device: torch.device,
                  precision: str | None = None):
         model, self.precision = for_decoding(model, precision or recipe.decoding.precision, device,
-                                             "decoding.precision" if precision is None else "precision")
+                                             "decoding.precision" if precision is None else "precision",
+                                             ROOM_DECODING_AUTO)
         self.model, self.vocab, self.recipe, self.device = model.eval(), vocab, recipe, device
 
     @classmethod
