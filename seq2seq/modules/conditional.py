@@ -31,7 +31,7 @@ from torch import nn
 
 from seq2seq.modules import LAYER_NORM_CELLS, RNN_CELLS
 from seq2seq.modules.attention import Attention
-from seq2seq.modules.decoder import DecoderState, Memory, initial_hidden
+from seq2seq.modules.decoder import DecoderState, Memory, initial_hidden, step_through
 
 
 class ConditionalDecoder(nn.Module):
@@ -81,9 +81,4 @@ class ConditionalDecoder(nn.Module):
 
     def forward(self, embedded: torch.Tensor, memory: Memory, state: DecoderState):
         """Teacher-forced, step by step: embedded (B, T, E) -> t (B, T, E), weights (B, T, S)."""
-        atts, all_weights = [], []
-        for t in range(embedded.size(1)):
-            att, weights, state = self.step(embedded[:, t:t + 1], memory, state)
-            atts.append(att)
-            all_weights.append(weights)
-        return torch.cat(atts, 1), torch.cat(all_weights, 1), state
+        return step_through(self.step, embedded, memory, state)

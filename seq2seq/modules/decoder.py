@@ -124,9 +124,15 @@ class RecurrentDecoder(nn.Module):
 
     def forward_stepwise(self, embedded: torch.Tensor, memory: Memory, state: DecoderState):
         """forward() one step at a time: what input feeding and coverage need."""
-        atts, all_weights = [], []
-        for t in range(embedded.size(1)):
-            att, weights, state = self.step(embedded[:, t:t + 1], memory, state)
-            atts.append(att)
-            all_weights.append(weights)
-        return torch.cat(atts, 1), torch.cat(all_weights, 1), state
+        return step_through(self.step, embedded, memory, state)
+
+
+def step_through(step, embedded: torch.Tensor, memory: Memory, state: DecoderState):
+    """A decoder's `step` over every target position: embedded (B, T, E) -> its outputs (B, T, .),
+    attention weights (B, T, S) and the last state."""
+    atts, all_weights = [], []
+    for t in range(embedded.size(1)):
+        att, weights, state = step(embedded[:, t:t + 1], memory, state)
+        atts.append(att)
+        all_weights.append(weights)
+    return torch.cat(atts, 1), torch.cat(all_weights, 1), state
