@@ -14,18 +14,8 @@ data=${2:?$usage}
 model=${3:?$usage}
 shift 3
 
-# the recipe's file suffixes, data set by name and test splits (overrides included): one value a
-# line, then a split a line
-values=$(seq2seq-train "$recipe" "$@" --print data.src --print data.tgt --print data.hub --print data.test)
-mapfile -t values <<< "$values"
-src=${values[0]} tgt=${values[1]} hub=${values[2]-} splits=("${values[@]:3}")
-[ ${#splits[@]} -gt 0 ] || echo "warning: $recipe: data.test is empty; nothing will be scored" >&2
-for split in ${splits[@]+"${splits[@]}"}; do  # said now, not after the training (data.hub writes them)
-  for file in "$data/$split.$src" "$data/$split.$tgt"; do
-    [ -n "$hub" ] || [ -f "$file" ] || {
-      echo "error: $file: not found (a split named by data.test); nothing was trained" >&2; exit 2; }
-  done
-done
+source "$(dirname "$0")/../parallel_splits.sh"
+parallel_splits "$recipe" "$data" "$@"  # sets src, tgt, hub, splits; checks the test files now
 
 start=$(date +%s)
 seq2seq-train "$recipe" --model-dir "$model" data.dir="$data" "$@"
