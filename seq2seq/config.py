@@ -140,6 +140,9 @@ class TrainingConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # bf16: autocast, weights and loss fp32; auto: device.py
     compile: bool = False  # torch.compile the decoder step (tasks/translation/compiling.py)
     threads: int = field(default=0, metadata=_range(0, 1024))  # CPU threads; 0: all cores
+    # key=value overrides of a last phase that the recipe scripts train after this run, from its best
+    # weights (seq2seq-train --init-from); seq2seq-train alone trains this first phase only
+    last_phase: tuple[str, ...] = ()
     dist_timeout_minutes: float = field(default=60.0, metadata=_range(0.0, lo_open=True))  # torchrun: collective timeout
 
 

@@ -160,7 +160,7 @@ _SEQ2SEQ_ONLY = ("data.src", "data.tgt", "data.max_source_length", "data.max_tar
                  *(k for k in _leaves("data", DataConfig) if k.startswith("data.hub")), "vocab.joint",
                  *_leaves("model.attention", AttentionConfig), *_leaves("model.decoder", DecoderConfig),
                  "model.tie_output", "model.share_embeddings", "model.copy", "model.source_word_dropout",
-                 "training.coverage_weight", "training.valid_metric", "training.teacher_forcing", "training.compile",
+                 "training.coverage_weight", "training.valid_metric", "training.teacher_forcing", "training.compile", "training.last_phase",
                  *(k for k in _leaves("decoding", DecodingConfig) if k not in _EVERY_TASK))
 
 
@@ -172,7 +172,7 @@ _LM_UNUSED = ("data.src", "data.tgt", "data.max_length", "data.max_source_length
               "model.decoder.input_feeding", "model.decoder.init", "model.decoder.type",
               "model.decoder.output_dropout", "model.source_word_dropout", "model.share_embeddings", "model.copy",
               "training.coverage_weight", "training.valid_metric", "training.teacher_forcing", "training.batch_type",
-              "training.batch_size", "training.compile",
+              "training.batch_size", "training.compile", "training.last_phase",
               *(k for k in _leaves("decoding", DecodingConfig) if k != "decoding.precision"))
 
 
@@ -182,7 +182,7 @@ _TAGGING_UNUSED = ("data.src", "data.tgt", "data.max_length", "data.max_source_l
                    "data.long_lines", "data.empty_lines", *(k for k in _leaves("data", DataConfig) if k.startswith("data.hub")),
                    *_leaves("vocab", VocabConfig), *_leaves("model.attention", AttentionConfig),
                    *_leaves("model.decoder", DecoderConfig), "model.tie_output", "model.share_embeddings", "model.copy",
-                   "model.source_word_dropout", "training.coverage_weight", "training.valid_metric", "training.teacher_forcing", "training.compile",
+                   "model.source_word_dropout", "training.coverage_weight", "training.valid_metric", "training.teacher_forcing", "training.compile", "training.last_phase",
                    *(k for k in _leaves("decoding", DecodingConfig) if k not in _EVERY_TASK))
 
 
@@ -217,6 +217,10 @@ def likely_slips(recipe: Recipe) -> list[str]:
             notes.append(f"training.batch_size: {t.batch_size} tokens (training.batch_type 'tokens') hold "
                          f"one sentence of {key} ({pieces}) at most; if {t.batch_size} was meant as "
                          "sentences, set training.batch_type: sentences")
+    if t.last_phase:
+        notes.append(f"training.last_phase: {len(t.last_phase)} overrides for a last phase that the recipe "
+                     "script trains after this run (seq2seq-train RECIPE --init-from THIS_RUN KEY=VALUE ...); "
+                     "seq2seq-train trains this first phase only")
     if data.src == data.tgt:
         notes.append(f"data.tgt: {data.tgt!r} is data.src too: the model learns to copy its input")
     if data.valid == data.train:

@@ -5,6 +5,7 @@ value (not just the first) with its key path, the nearest valid name and the all
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import os
@@ -150,12 +151,35 @@ def recipe_from_dict(raw: Any, source: str = "recipe", warn: Callable[[str], Non
     recipe = _build(Recipe, raw, "", errors)
     if not errors:
         _check(recipe, errors)
+    if not errors and recipe.training.last_phase:
+        _check_last_phase(raw, recipe.training.last_phase, errors)
     if errors:
         raise UserError(f"{source}: " + "; ".join(errors))
     if warn is not None:
         for note in unused_settings(recipe, _given(raw)) + likely_slips(recipe):
             warn(note)
     return recipe
+
+
+def _check_last_phase(raw: dict, overrides: tuple[str, ...], errors: list[str]) -> None:
+    """training.last_phase's overrides must make a recipe of their own, and change only what
+    --init-from allows, checked now rather than after the first phase's hours of training."""
+    from seq2seq.tasks.translation.init_from import MAY_DIFFER  # (the rooms import this module)
+    try:
+        keys = [".".join(parse_override(text)[0]) for text in overrides]
+        phase = apply_overrides(copy.deepcopy(raw), [*overrides, "training.last_phase=[]"])
+    except UserError as e:
+        errors.append(f"training.last_phase: {e}")
+        return
+    for key in keys:
+        if key.startswith(("model.", "vocab.")) and key not in MAY_DIFFER:
+            errors.append(f"training.last_phase: {key} cannot change in a last phase, which starts from this "
+                          f"run's weights (only {', '.join(MAY_DIFFER)} may)")
+    inner: list[str] = []
+    recipe = _build(Recipe, phase, "", inner)
+    if not inner:
+        _check(recipe, inner)
+    errors.extend(f"training.last_phase: {e}" for e in inner)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

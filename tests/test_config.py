@@ -408,3 +408,32 @@ def test_multi30k_fast_recipe_differs_from_the_reference_only_in_the_fast_paths(
         assert fast[section] == ref[section], section
     rest = {k: v for k, v in fast["model"].items() if k not in ("attention", "decoder")}
     assert rest == {k: v for k, v in ref["model"].items() if k not in ("attention", "decoder")}
+
+
+# ---------------------------------------------------------------- training.last_phase
+
+
+LAST_PHASE_BASE = {"task": "summarization", "model": {"copy": True, "share_embeddings": True,
+                                                      "attention": {"coverage": False}}}
+
+
+def with_last_phase(*overrides: str) -> dict:
+    return {**LAST_PHASE_BASE, "training": {"last_phase": list(overrides)}}
+
+
+def test_last_phase_is_read_and_noted_for_seq2seq_train():
+    notes: list[str] = []
+    recipe = recipe_from_dict(with_last_phase("model.attention.coverage=true", "training.coverage_weight=1"),
+                              "r.yaml", notes.append)
+    assert recipe.training.last_phase == ("model.attention.coverage=true", "training.coverage_weight=1")
+    assert [n for n in notes if n.startswith("training.last_phase: 2 overrides")]
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("model.embedding_size=8", "training.last_phase: model.embedding_size cannot change in a last phase"),
+    ("training.lr=-1", "training.last_phase: training.lr: -1.0 is out of range"),
+    ("training.coverage_weight=1", "training.last_phase: training.coverage_weight: needs model.attention.coverage"),
+    ("no_equals", "training.last_phase: override 'no_equals': expected key.path=value"),
+])
+def test_a_last_phase_that_cannot_train_is_an_error_before_the_first(override, expected):
+    assert error_of(with_last_phase(override)).startswith(f"r.yaml: {expected}")

@@ -4,6 +4,9 @@
 # three documents of the first with seq2seq-summarize.
 #   bash recipes/summarization/run.sh RECIPE DATA_DIR MODEL_DIR [key.path=value ...] [--overwrite]
 #   bash recipes/summarization/run.sh recipes/summarization/dialogsum.yaml ../shared/data/dialogsum runs/dialogsum
+# A recipe with training.last_phase (DialogSum: copy first, coverage last) is trained in two runs:
+# the recipe into MODEL_DIR_first_phase, then from its best weights (--init-from) the recipe with
+# the last phase's overrides into MODEL_DIR, which is scored.
 # DATA_DIR holds the splits as <split>.<data.src> and <split>.<data.tgt> (train.src, train.tgt,
 # valid.src, valid.tgt: one document / summary per line); any <split>.ann*.<data.tgt> there are
 # scored as further references too.
@@ -18,7 +21,17 @@ source "$(dirname "$0")/../parallel_splits.sh"
 parallel_splits "$recipe" "$data" "$@"  # sets src, tgt, hub, splits; checks the test files now
 
 start=$(date +%s)
-seq2seq-train "$recipe" --model-dir "$model" data.dir="$data" "$@"
+mapfile -t last_phase < <(seq2seq-train "$recipe" "$@" --print training.last_phase)
+if [ ${#last_phase[@]} -gt 0 ]; then
+  # training.last_phase: the recipe trains into MODEL_DIR_first_phase, then its last phase (the
+  # recipe with those overrides) starts from that run's best weights into MODEL_DIR
+  seq2seq-train "$recipe" --model-dir "${model}_first_phase" data.dir="$data" "$@"
+  echo "first phase wall time: $(( $(date +%s) - start )) s"
+  seq2seq-train "$recipe" --model-dir "$model" --init-from "${model}_first_phase" data.dir="$data" "$@" \
+    "${last_phase[@]}" "training.last_phase=[]"
+else
+  seq2seq-train "$recipe" --model-dir "$model" data.dir="$data" "$@"
+fi
 echo "training wall time: $(( $(date +%s) - start )) s"
 
 for split in ${splits[@]+"${splits[@]}"}; do

@@ -128,6 +128,31 @@ def test_summarization_script_scores_the_recipes_test_splits(tmp_path):
     assert calls[-1] == "seq2seq-summarize MODEL" and "three one documents" in result.stdout
 
 
+def test_summarization_script_trains_a_last_phase_from_the_first(tmp_path):
+    """training.last_phase: the recipe trains into MODEL_first_phase, then the recipe with the last
+    phase's overrides (and none of its own) starts there (--init-from) and trains MODEL, the one scored."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("valid.src", "valid.tgt"):
+        (data / name).write_text("x\n")
+    recipe = REPO / "recipes/summarization/dialogsum.yaml"
+    phase = "training.last_phase=[model.attention.coverage=true, training.coverage_weight=1, training.max_steps=7]"
+    result, calls = run_script(REPO / "recipes/summarization/run.sh", recipe, data, "MODEL",
+                               "model.attention.coverage=false", "training.coverage_weight=0", phase, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    train = [c for c in calls if c.startswith("seq2seq-train")]
+    given = f"data.dir={data} model.attention.coverage=false training.coverage_weight=0 {phase}"
+    assert train == [f"seq2seq-train {recipe} --model-dir MODEL_first_phase {given}",
+                     f"seq2seq-train {recipe} --model-dir MODEL --init-from MODEL_first_phase {given} "
+                     "model.attention.coverage=true training.coverage_weight=1 training.max_steps=7 "
+                     "training.last_phase=[]"]
+    assert all(" MODEL " in c for c in calls if c.startswith("seq2seq-evaluate"))
+    _, calls = run_script(REPO / "recipes/summarization/run.sh", recipe, data, "MODEL", "training.last_phase=[]",
+                          cwd=tmp_path)
+    assert [c for c in calls if c.startswith("seq2seq-train")] == [
+        f"seq2seq-train {recipe} --model-dir MODEL data.dir={data} training.last_phase=[]"]
+
+
 def test_classification_script_scores_the_recipes_test_splits(tmp_path):
     recipe = REPO / "recipes/classification/ag_news.yaml"
     result, calls = run_script(REPO / "recipes/classification/run.sh", "DATA", "MODEL", recipe,
