@@ -217,10 +217,6 @@ def likely_slips(recipe: Recipe) -> list[str]:
             notes.append(f"training.batch_size: {t.batch_size} tokens (training.batch_type 'tokens') hold "
                          f"one sentence of {key} ({pieces}) at most; if {t.batch_size} was meant as "
                          "sentences, set training.batch_type: sentences")
-    if t.last_phase:
-        notes.append(f"training.last_phase: {len(t.last_phase)} overrides for a last phase that the recipe "
-                     "script trains after this run (seq2seq-train RECIPE --init-from THIS_RUN KEY=VALUE ...); "
-                     "seq2seq-train trains this first phase only")
     if data.src == data.tgt:
         notes.append(f"data.tgt: {data.tgt!r} is data.src too: the model learns to copy its input")
     if data.valid == data.train:

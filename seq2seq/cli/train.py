@@ -145,6 +145,10 @@ def main(argv) -> int:
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 speaks
     recipe = load_recipe(args.recipe, args.overrides,
                          warn=(lambda note: print(f"warning: {note}", file=sys.stderr)) if main_process else None)
+    if recipe.training.last_phase and main_process:
+        print(f"note: training.last_phase: {len(recipe.training.last_phase)} overrides for a last phase that the "
+              "recipe script trains after this run (seq2seq-train RECIPE --init-from THIS_RUN KEY=VALUE ...); "
+              "this command trains the first phase only", file=sys.stderr)
     model_dir = Path(args.model_dir)
     check_not_foreign(model_dir)  # before the lock, whose file would be one more there
     if args.resume:
