@@ -18,6 +18,7 @@ from seq2seq.errors import UserError
 from seq2seq.search import beam_search, greedy_search
 from seq2seq.tasks.translation.ensemble import Ensemble, check_members
 from seq2seq.vocab import BOS, EOS
+from test_search import ScriptedModel
 
 A, B, C = 4, 5, 6  # pad 0, unk 1, bos 2, eos 3, three words
 V = 7
@@ -31,38 +32,21 @@ FIRST = {(): {A: 0.7, B: 0.1, C: 0.2}, (A,): {EOS: 4 / 7, C: 3 / 7}}
 SECOND = {(): {A: 0.35, B: 0.5, C: 0.15}, (A,): {C: 6 / 7, EOS: 1 / 7}, (B,): {EOS: 0.8, A: 0.2}}
 
 
-class Rows:
-    """A memory or state: one tensor whose rows follow `select`."""
-
-    def __init__(self, rows: torch.Tensor):
-        self.rows = rows
-
-    def select(self, index: torch.Tensor) -> "Rows":
-        return Rows(self.rows.index_select(0, index))
-
-
-class Scripted(nn.Module):
+class Scripted(ScriptedModel, nn.Module):
     """A member whose step probabilities are written by hand, one script per sentence of the
-    batch (memory: sentence ids; state: the tokens fed so far, so a wrong reorder of one member's
-    state reads the wrong script row). Attention: one-hot on a position of its own."""
+    batch (test_search's scripted model: memory, sentence ids; state, the tokens fed so far, so a
+    wrong reorder of one member's state reads the wrong script row). Attention: one-hot on a
+    position of its own."""
 
     def __init__(self, scripts: list[dict], position: int):
-        super().__init__()
-        self.scripts, self.position = scripts, position
+        nn.Module.__init__(self)
+        ScriptedModel.__init__(self, scripts, src_len=4, vocab_size=V)
+        self.position = position
 
-    def encode(self, src, lengths):
-        return Rows(torch.arange(src.size(0))), Rows(torch.empty(src.size(0), 0, dtype=torch.long))
-
-    def step(self, prev, memory, state):
-        history = torch.cat([state.rows, prev.unsqueeze(1)], 1)  # (N, t+1)
-        log_probs = torch.full((prev.size(0), V), float("-inf"))
-        for row, (sentence, fed) in enumerate(zip(memory.rows.tolist(), history.tolist())):
-            assert fed[0] == BOS
-            for token, p in self.scripts[sentence].get(tuple(fed[1:]), {EOS: 1.0}).items():
-                log_probs[row, token] = math.log(p)
-        weights = torch.zeros(prev.size(0), 4)
+    def attention(self, prev):
+        weights = torch.zeros(prev.size(0), self.src_len)
         weights[:, self.position] = 1.0
-        return log_probs, weights, Rows(history)
+        return weights
 
 
 def search(model, beam: int, nbest: int = 1):

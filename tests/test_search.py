@@ -59,8 +59,8 @@ class ScriptedModel:
     """memory: sentence ids; state: the tokens fed so far (BOS first), so a wrong beam reorder
     of the state shows up as the wrong script row."""
 
-    def __init__(self, scripts, src_len: int = 6):
-        self.scripts, self.src_len, self.steps = scripts, src_len, 0
+    def __init__(self, scripts, src_len: int = 6, vocab_size: int = V):
+        self.scripts, self.src_len, self.vocab_size, self.steps = scripts, src_len, vocab_size, 0
 
     def encode(self, src, lengths):
         return Rows(torch.arange(src.size(0))), Rows(torch.empty(src.size(0), 0, dtype=torch.long))
@@ -68,14 +68,16 @@ class ScriptedModel:
     def step(self, prev, memory, state):
         self.steps += 1
         history = torch.cat([state.rows, prev.unsqueeze(1)], 1)  # (N, t+1)
-        log_probs = torch.full((prev.size(0), V), float("-inf"))
+        log_probs = torch.full((prev.size(0), self.vocab_size), float("-inf"))
         for row, (sentence, fed) in enumerate(zip(memory.rows.tolist(), history.tolist())):
             assert fed[0] == BOS
             for token, p in self.scripts[sentence].get(tuple(fed[1:]), {EOS: 1.0}).items():
                 log_probs[row, token] = math.log(p)
-        # attention: one-hot on (last token fed) mod S, so each hypothesis has its own pattern
-        weights = torch.nn.functional.one_hot(prev % self.src_len, self.src_len).float()
-        return log_probs, weights, Rows(history)
+        return log_probs, self.attention(prev), Rows(history)
+
+    def attention(self, prev):
+        """One-hot on (last token fed) mod S, so each hypothesis has its own pattern."""
+        return torch.nn.functional.one_hot(prev % self.src_len, self.src_len).float()
 
 
 def run_beam(alpha, nbest=2, beam=2, max_len=(10, 2), **kw):
