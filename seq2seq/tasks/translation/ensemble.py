@@ -120,17 +120,14 @@ def check_members(dirs: list[Path], recipes: list[Recipe], vocabs: list[tuple[Vo
     and built model: a UserError naming two directories where the vocabularies differ or one
     copies and another does not; a warning line for each later directory whose decoding section or
     data.max_source_length differs from the first's, which the ensemble decodes with."""
-    first, keys = dirs[0], {}
-
-    def key(i: int, side: int) -> tuple:
-        if (i, side) not in keys:
-            keys[i, side] = vocabulary_key(vocabs[i][side], recipes[i].vocab)
-        return keys[i, side]
-
+    first = dirs[0]
+    keys = [tuple(vocabulary_key(vocab, recipe.vocab) for vocab in pair) for pair, recipe in zip(vocabs, recipes)]
+    ours = {**_prefixed("decoding", recipes[0].decoding),
+            "data.max_source_length": recipes[0].data.max_source_length}
     for i in range(1, len(dirs)):
         for side, name, why in ((1, "target", "whose ids their log-probabilities are averaged over"),
                                 (0, "source", "since they all read one batch of source ids")):
-            if key(i, side) != key(0, side):
+            if keys[i][side] != keys[0][side]:
                 raise UserError(f"{dirs[i]}: its {name} vocabulary ({vocabs[i][side].path}) is not "
                                 f"{first}'s ({vocabs[0][side].path}): the models of an ensemble "
                                 f"share the {name} vocabulary, {why} (the same pieces, vocab.model_type "
@@ -139,8 +136,6 @@ def check_members(dirs: list[Path], recipes: list[Recipe], vocabs: list[tuple[Vo
             copier, plain = (dirs[i], first) if models[0].copy is None else (first, dirs[i])
             raise UserError(f"{copier} copies (model.copy) and {plain} does not: in an ensemble every "
                             "model copies (extended ids for source-only pieces) or none does")
-        ours = {**_prefixed("decoding", recipes[0].decoding),
-                "data.max_source_length": recipes[0].data.max_source_length}
         theirs = {**_prefixed("decoding", recipes[i].decoding),
                   "data.max_source_length": recipes[i].data.max_source_length}
         differ = [k for k in ours if ours[k] != theirs[k]]

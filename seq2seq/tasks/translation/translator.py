@@ -82,7 +82,7 @@ class Translator:
             raise UserError(f"weights {str(weights)!r}: a path names one model's weights; with "
                             f"{len(dirs)} model directories give a file name that each holds")
         loaded = [cls._load_model(d, Path(weights)) for d in dirs]
-        models, recipes, vocabs = ([x[i] for x in loaded] for i in range(3))
+        models, recipes, vocabs = map(list, zip(*loaded))
         model = models[0]
         if len(dirs) > 1:
             check_members(dirs, recipes, vocabs, models)
