@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import json
 import os
 from dataclasses import dataclass
@@ -64,14 +65,16 @@ def setup(device_name: str = "auto", timeout_minutes: float = 60.0) -> tuple[Wor
 _failing_together = False
 
 
-def teardown() -> None:
-    """Leave the process group. After an error that every rank learnt of (settle), first wait
-    for every rank to get here, that is, past printing the error: torchrun stops the others as
-    soon as one exits."""
+def teardown(together: bool = False) -> None:
+    """Leave the process group. `together`: every rank gets here (a run that ended well), so first
+    wait for all of them: none closes its connections while another still uses them. After an error
+    that every rank learnt of (settle), wait too, for every rank to get past printing the error:
+    torchrun stops the others as soon as one exits."""
     if dist.is_initialized():
-        if _failing_together:
+        if together or _failing_together:
             with contextlib.suppress(RuntimeError):
                 dist.barrier()
+        gc.collect()  # what still holds the group (a released DDP's reducer) goes first, here
         dist.destroy_process_group()
 
 

@@ -325,6 +325,9 @@ class Trainer:
             if validate or not self.state.saved:
                 self._save()
         settle(self._failure, self.world, self.device)
+        # DDP's reducer holds the process group and its threads: released now, they end with the
+        # group (distributed.teardown), not at the interpreter's exit, which could abort the process
+        self.ddp = self.model
         return p
 
     def _early_stop_line(self) -> str:

@@ -157,7 +157,7 @@ def main(argv) -> int:
     with training_lock(model_dir) if main_process else contextlib.nullcontext():
         trainer = train(recipe, model_dir, resume=args.resume, overwrite=args.overwrite,
                         init_from=Path(args.init_from) if args.init_from is not None else None)
-    teardown()  # (after an error: at exit, once every rank printed it; see distributed.setup)
+    teardown(together=True)  # (after an error: at exit, once every rank printed it; see distributed.setup)
     if not trainer.world.is_main:
         return 0
     p = trainer.progress
