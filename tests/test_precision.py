@@ -8,7 +8,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -286,3 +289,14 @@ def test_translate_takes_a_precision(bf16_run, tmp_path, capsys, precision):
     with pytest.raises(SystemExit) as exit_:
         run(main, [str(bf16_run[0]), "--input", str(src), "--precision", precision, "--beam-size", "1"])
     assert exit_.value.code == 0 and capsys.readouterr().out.count("\n") == 3
+
+
+@pytest.mark.parametrize("given, seen", [(None, "64"), ("1024", "1024")])
+def test_the_commands_cap_onednn_primitive_cache_unless_the_user_set_it(given, seen):
+    """seq2seq.cli sets ONEDNN_PRIMITIVE_CACHE_CAPACITY=64 (bf16's peak memory), keeping a user's value."""
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    if given is not None:
+        env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = given
+    code = "import os, seq2seq.cli.train; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == seen
