@@ -47,6 +47,17 @@ def test_several_references_count_the_best_one():
     assert better["rouge1"] > one["rouge1"]
 
 
+def test_several_references_can_count_their_mean():
+    hyp = ["police arrest man over bank robbery"]
+    refs = [REFS[1], "police arrested a man over the robbery of a bank", "x y"]
+    each = [rouge(hyp, [ref]) for ref in refs]
+    mean = rouge(hyp, [refs], multi="mean")
+    assert mean == pytest.approx({k: sum(e[k] for e in each) / 3 for k in each[0]})
+    assert mean["rouge1"] < rouge(hyp, [refs])["rouge1"]  # the best one counts by default
+    with pytest.raises(ValueError, match="'max' is not one of best, mean"):
+        rouge(hyp, [refs], multi="max")
+
+
 def test_lengths_must_match():
     with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
         rouge(["a", "b"], ["a"])

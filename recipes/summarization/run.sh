@@ -9,7 +9,7 @@
 # the last phase's overrides into MODEL_DIR, which is scored.
 # DATA_DIR holds the splits as <split>.<data.src> and <split>.<data.tgt> (train.src, train.tgt,
 # valid.src, valid.tgt: one document / summary per line); any <split>.ann*.<data.tgt> there are
-# scored as further references too.
+# scored as further references too (each document's best reference, and the mean over them).
 set -euo pipefail
 usage="usage: run.sh RECIPE DATA_DIR MODEL_DIR [key.path=value ...]"
 recipe=${1:?$usage}
@@ -43,9 +43,11 @@ for split in ${splits[@]+"${splits[@]}"}; do
     [ -e "$extra" ] && refs+=(--ref "$extra")
   done
   if [ ${#refs[@]} -gt 0 ]; then
-    echo "== $split ROUGE, $(( ${#refs[@]} / 2 + 1 )) references"
-    seq2seq-evaluate "$model" --src "$data/$split.$src" --ref "$data/$split.$tgt" "${refs[@]}" \
-      --metric rouge --json | tee "$model/rouge_${split}_multi.json"
+    for multi in best mean; do  # each document's best-scoring reference, or the mean over them
+      echo "== $split ROUGE, $(( ${#refs[@]} / 2 + 1 )) references, $multi"
+      seq2seq-evaluate "$model" --src "$data/$split.$src" --ref "$data/$split.$tgt" "${refs[@]}" \
+        --metric rouge --multi-ref $multi --json | tee "$model/rouge_${split}_multi_$multi.json"
+    done
   fi
 done
 if [ ${#splits[@]} -gt 0 ]; then

@@ -1,6 +1,6 @@
 """seq2seq-evaluate MODEL_DIR [MODEL_DIR ...] --src F --ref F [--ref F ...] [--metric bleu|rouge]
-[--beam-size N] [--json]: sacreBLEU BLEU and chrF, or ROUGE-1/2/L F1 (rouge-score, stemmed); several --ref files
-are several references per line. A classifier's MODEL_DIR: --src texts, --ref class names (one
+[--multi-ref best|mean] [--beam-size N] [--json]: sacreBLEU BLEU and chrF, or ROUGE-1/2/L F1 (rouge-score,
+stemmed); several --ref files are several references per line. A classifier's MODEL_DIR: --src texts, --ref class names (one
 per line) -> accuracy and macro-F1. A language model's: --src text alone -> perplexity and bits
 per character. A tagger's: --src a CoNLL file with the gold tags -> entity P/R/F1 and token
 accuracy. Several translation or summarisation MODEL_DIRs are scored as one ensemble
@@ -23,6 +23,10 @@ def parser() -> ArgumentParser:
                         "(required but for a language model or a tagger)")
     p.add_argument("--metric", default="bleu", choices=["bleu", "rouge"],
                    help="bleu: BLEU and chrF (sacreBLEU); rouge: ROUGE-1/2/L F1 (rouge-score)")
+    p.add_argument("--multi-ref", choices=["best", "mean"],
+                   help="--metric rouge with several --ref files: each document counts its best-scoring "
+                        "reference (best, the default; rouge-score's score_multi) or the mean over them (mean). "
+                        "sacreBLEU's BLEU and chrF take all references at once")
     p.add_argument("--beam-size", type=int, help="1 for greedy; default from the recipe")
     p.add_argument("--batch-size", type=int, help="sentences per batch")
     p.add_argument("--output", help="also write the translations here")
@@ -33,6 +37,8 @@ def parser() -> ArgumentParser:
 
 def main(argv) -> int:
     args = parser().parse_args(argv)
+    if args.multi_ref and args.metric != "rouge":
+        raise UserError("--multi-ref is for --metric rouge (sacreBLEU's BLEU and chrF take all references at once)")
     from seq2seq.tasks import TASKS, task_of
     # the room of (the first) meta.json's task; where it is unreadable or names none,
     # translation's, whose loading says what is wrong

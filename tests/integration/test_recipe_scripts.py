@@ -110,8 +110,8 @@ def test_script_with_no_test_split_says_so(tmp_path):
 
 
 def test_summarization_script_scores_the_recipes_test_splits(tmp_path):
-    """Each data.test split is scored by ROUGE, with its extra references <split>.ann*.<tgt> in a
-    second run; three documents of the first split go through seq2seq-summarize."""
+    """Each data.test split is scored by ROUGE, with its extra references <split>.ann*.<tgt> in two
+    more runs (each document's best reference, the mean over them); three documents of the first split go through seq2seq-summarize."""
     data = tmp_path / "data"
     data.mkdir()
     for name in ("one.src", "one.tgt", "one.ann0.tgt", "two.src", "two.tgt"):
@@ -120,11 +120,13 @@ def test_summarization_script_scores_the_recipes_test_splits(tmp_path):
     result, calls = run_script(REPO / "recipes/summarization/run.sh", recipe, data, "MODEL",
                                "data.test=[one, two]", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    evaluate = [c.split(" --metric")[0] for c in calls if c.startswith("seq2seq-evaluate")]
-    assert evaluate == [f"seq2seq-evaluate MODEL --src {data}/one.src --ref {data}/one.tgt",
-                        f"seq2seq-evaluate MODEL --src {data}/one.src --ref {data}/one.tgt "
-                        f"--ref {data}/one.ann0.tgt",
-                        f"seq2seq-evaluate MODEL --src {data}/two.src --ref {data}/two.tgt"]
+    evaluate = [c for c in calls if c.startswith("seq2seq-evaluate")]
+    both = f"seq2seq-evaluate MODEL --src {data}/one.src --ref {data}/one.tgt --ref {data}/one.ann0.tgt --metric rouge"
+    assert evaluate == [f"seq2seq-evaluate MODEL --src {data}/one.src --ref {data}/one.tgt --metric rouge "
+                        f"--output MODEL/one.summaries --json",
+                        f"{both} --multi-ref best --json", f"{both} --multi-ref mean --json",
+                        f"seq2seq-evaluate MODEL --src {data}/two.src --ref {data}/two.tgt --metric rouge "
+                        f"--output MODEL/two.summaries --json"]
     assert calls[-1] == "seq2seq-summarize MODEL" and "three one documents" in result.stdout
 
 

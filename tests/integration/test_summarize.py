@@ -223,9 +223,15 @@ def test_evaluate_rouge_with_several_references(trained, workdir):
                         "--ref", data / "valid.ann0.tgt", "--metric", "rouge", "--json")
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout)
-    assert set(scores) == {"rouge1", "rouge2", "rougeL", "references", "beam_size", "sentences"}
-    assert scores["references"] == 2 and scores["sentences"] == 8
+    assert set(scores) == {"rouge1", "rouge2", "rougeL", "references", "multi_ref", "beam_size", "sentences"}
+    assert scores["references"] == 2 and scores["sentences"] == 8 and scores["multi_ref"] == "best"
     assert 0.0 <= scores["rougeL"] <= scores["rouge1"] <= 100.0
+    mean = in_process("evaluate", trained, "--src", data / "valid.src", "--ref", data / "valid.tgt",
+                      "--ref", data / "valid.ann0.tgt", "--metric", "rouge", "--multi-ref", "mean", "--json")
+    mean = json.loads(mean.stdout)
+    assert mean["multi_ref"] == "mean" and mean["rougeL"] <= scores["rougeL"]
+    assert_user_error(in_process("evaluate", trained, "--src", data / "valid.src", "--ref", data / "valid.tgt",
+                                 "--multi-ref", "mean"), "--multi-ref is for --metric rouge")
 
 
 def test_summarize_errors(trained, workdir, tmp_path):

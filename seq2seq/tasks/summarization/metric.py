@@ -8,23 +8,31 @@ from __future__ import annotations
 from seq2seq.metrics import Metric
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
+MULTI_REFERENCE = ("best", "mean")  # how several references per document count
 
 
-def rouge(hypotheses: list[str], references: list[str] | list[list[str]]) -> dict[str, float]:
+def rouge(hypotheses: list[str], references: list[str] | list[list[str]], multi: str = "best") -> dict[str, float]:
     """Mean ROUGE-1, ROUGE-2 and ROUGE-L F1 (x 100) with the Porter stemmer on, as rouge-score
     computes them (lower-cased, non-alphanumerics dropped). `references`: one string per
     hypothesis, or a list of strings each; with several, a hypothesis counts the best-scoring
-    one (rouge-score's score_multi)."""
+    one (`multi` "best": rouge-score's score_multi) or the mean of its scores against each ("mean")."""
     from rouge_score import rouge_scorer
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    if multi not in MULTI_REFERENCE:
+        raise ValueError(f"multi: {multi!r} is not one of {', '.join(MULTI_REFERENCE)}")
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
     totals = dict.fromkeys(ROUGE_TYPES, 0.0)
     for hyp, refs in zip(hypotheses, references):
         refs = [refs] if isinstance(refs, str) else list(refs)
-        scores = scorer.score_multi(refs, hyp)
-        for key in ROUGE_TYPES:
-            totals[key] += scores[key].fmeasure
+        if multi == "best":
+            scores = scorer.score_multi(refs, hyp)
+            for key in ROUGE_TYPES:
+                totals[key] += scores[key].fmeasure
+        else:
+            each = [scorer.score(ref, hyp) for ref in refs]
+            for key in ROUGE_TYPES:
+                totals[key] += sum(s[key].fmeasure for s in each) / len(each)
     n = max(len(hypotheses), 1)
     return {key: 100.0 * value / n for key, value in totals.items()}
 

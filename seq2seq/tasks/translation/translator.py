@@ -218,10 +218,14 @@ def evaluate(args) -> int:
     if args.output:
         write_output(hyps, args.output)
     if args.metric == "rouge":
-        scores = {k: round(v, 2) for k, v in rouge(hyps, [list(r) for r in zip(*streams)]).items()}
+        multi = args.multi_ref or "best"
+        scores = {k: round(v, 2) for k, v in rouge(hyps, [list(r) for r in zip(*streams)], multi).items()}
         result = {**scores, "references": len(streams), "beam_size": beam, "sentences": len(src)}
+        counted = ""
+        if len(streams) > 1:
+            result["multi_ref"], counted = multi, f", {multi} of them"
         text = "ROUGE-1 {rouge1:.2f}  ROUGE-2 {rouge2:.2f}  ROUGE-L {rougeL:.2f}".format(**scores) + \
-            f"  (F1, rouge-score, Porter stemmer, {len(streams)} reference(s))"
+            f"  (F1, rouge-score, Porter stemmer, {len(streams)} reference(s){counted})"
     else:
         b, b_sig = bleu(hyps, *streams)
         c, c_sig = chrf(hyps, *streams)
