@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from seq2seq.cli.common import ArgumentParser, add_model_options, run
 from seq2seq.errors import UserError
+from seq2seq.tasks.summarization.metric import MULTI_REFERENCE
 
 
 def parser() -> ArgumentParser:
@@ -23,7 +24,7 @@ def parser() -> ArgumentParser:
                         "(required but for a language model or a tagger)")
     p.add_argument("--metric", default="bleu", choices=["bleu", "rouge"],
                    help="bleu: BLEU and chrF (sacreBLEU); rouge: ROUGE-1/2/L F1 (rouge-score)")
-    p.add_argument("--multi-ref", choices=["best", "mean"],
+    p.add_argument("--multi-ref", choices=MULTI_REFERENCE,
                    help="--metric rouge with several --ref files: each document counts its best-scoring "
                         "reference (best, the default; rouge-score's score_multi) or the mean over them (mean). "
                         "sacreBLEU's BLEU and chrF take all references at once")

@@ -254,5 +254,5 @@ def test_shipped_recipes_load(name):
     recipe = load_recipe(RECIPES / f"{name}.yaml")
     assert recipe.task == "summarization" and recipe.training.valid_metric == "rouge"
     assert recipe.model.copy
-    # coverage from the start, or (DialogSum) in the last phase the recipe script trains
+    # coverage from the start, or in the last phase the recipe script trains (all three today)
     assert recipe.model.attention.coverage or "model.attention.coverage=true" in recipe.training.last_phase

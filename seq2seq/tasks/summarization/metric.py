@@ -5,6 +5,8 @@ offers it)."""
 
 from __future__ import annotations
 
+from statistics import fmean
+
 from seq2seq.metrics import Metric
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
@@ -26,13 +28,12 @@ def rouge(hypotheses: list[str], references: list[str] | list[list[str]], multi:
     for hyp, refs in zip(hypotheses, references):
         refs = [refs] if isinstance(refs, str) else list(refs)
         if multi == "best":
-            scores = scorer.score_multi(refs, hyp)
-            for key in ROUGE_TYPES:
-                totals[key] += scores[key].fmeasure
+            f1 = {key: score.fmeasure for key, score in scorer.score_multi(refs, hyp).items()}
         else:
             each = [scorer.score(ref, hyp) for ref in refs]
-            for key in ROUGE_TYPES:
-                totals[key] += sum(s[key].fmeasure for s in each) / len(each)
+            f1 = {key: fmean(s[key].fmeasure for s in each) for key in ROUGE_TYPES}
+        for key in ROUGE_TYPES:
+            totals[key] += f1[key]
     n = max(len(hypotheses), 1)
     return {key: 100.0 * value / n for key, value in totals.items()}
 
