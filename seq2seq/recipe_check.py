@@ -217,6 +217,12 @@ def likely_slips(recipe: Recipe) -> list[str]:
             notes.append(f"training.batch_size: {t.batch_size} tokens (training.batch_type 'tokens') hold "
                          f"one sentence of {key} ({pieces}) at most; if {t.batch_size} was meant as "
                          "sentences, set training.batch_type: sentences")
+    m = recipe.model
+    if m.tie_output and m.init == "torch":  # docs/results/multi30k_best.md: 4.36 BLEU after an epoch, not 10.57
+        notes.append("model.tie_output: the output layer shares embeddings that model.init 'torch' starts at "
+                     "N(0, 1), so the first logits are far too large and learning is slow; set model.init: "
+                     f"xavier and model.embedding_init_std: {m.embedding_size ** -0.5:.3g} "
+                     f"(1 / sqrt(model.embedding_size {m.embedding_size}))")
     if data.src == data.tgt:
         notes.append(f"data.tgt: {data.tgt!r} is data.src too: the model learns to copy its input")
     if data.valid == data.train:

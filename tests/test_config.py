@@ -300,6 +300,9 @@ def test_shipped_recipes_set_nothing_they_do_not_use(path):
     ({"data": {"src": "en", "tgt": "en"}}, ["data.tgt: 'en'", "data.src"]),
     ({"data": {"valid": "train"}}, ["data.valid: 'train'", "data.train"]),
     ({"data": {"test": "val,test_2016"}}, ["data.test: 'val,test_2016'", "[val, test_2016]"]),
+    # an output layer tied to PyTorch's N(0, 1) embeddings starts with logits far too large
+    ({"model": {"tie_output": True, "embedding_size": 256, "decoder": {"hidden_size": 256}}},
+     ["model.tie_output", "model.init: xavier", "model.embedding_init_std: 0.0625", "model.embedding_size 256"]),
 ])
 def test_likely_slips_are_warned(raw, needles):
     notes = warnings_of(raw)
