@@ -121,6 +121,13 @@ def test_vocab_file_lists_every_piece_in_id_order(tmp_path, char_vocab):
     assert listed == [char_vocab.sp.id_to_piece(i) for i in range(len(char_vocab))]
 
 
+def test_our_rate_over_the_window_from_step_marks():
+    marks = [(10.0, 999), (12.0, 1000), (13.5, 1200), (20.0, 5)]  # (end time, tokens) of each step
+    assert vs.window_rate(marks, warmup=1, steps=2) == pytest.approx(2200 / 3.5)  # warm-up step left out
+    with pytest.raises(UserError, match="fewer than --warmup"):
+        vs.window_rate(marks, warmup=2, steps=3)
+
+
 def test_our_drivers_time_training_steps_and_decoding(tmp_path, make_tiny_recipe, reverse_corpus):
     data = reverse_corpus(tmp_path / "data")
     for name in ("dev", "test"):
@@ -131,8 +138,8 @@ def test_our_drivers_time_training_steps_and_decoding(tmp_path, make_tiny_recipe
     model = tmp_path / "model"
     got = vs.ours_train(recipe, model, data, ["training.threads=1"], tmp_path / "logs" / "train.log", steps=4)
     assert len(got["marks"]) == 4 and got["threads"] == 1
-    assert all(n > 0 for _, n in got["marks"]) and vs.window_rate(got["marks"], 1, 3) > 0
+    assert all(n > 0 for _, n in got["marks"])  # tokens; the times are measured, not asserted on
     decoded = vs.ours_decode(model, data, "src", tmp_path / "out.hyp", tmp_path / "logs" / "decode.log", 2, "cpu", None)
-    assert decoded["lines"] == 8 and decoded["seconds"] > 0
+    assert decoded["lines"] == 8 and isinstance(decoded["seconds"], float)
     assert len((tmp_path / "out.hyp").read_text().splitlines()) == 8
     assert json.loads((tmp_path / "logs" / "decode.marks.json").read_text()) == decoded
