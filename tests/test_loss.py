@@ -57,6 +57,25 @@ def test_without_extended_ids_the_loss_is_plain_label_smoothing():
     assert sequence_nll(logits, targets, 0.1, src, 7).item() == pytest.approx(want.item(), rel=1e-6)
 
 
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_fused_loss_has_torch_cross_entropy_value_and_gradient(eps, dtype):
+    """seq2seq.loss's one-pass label-smoothed cross-entropy against F.cross_entropy: PAD rows get
+    no gradient, the incoming gradient scales the rest, bf16 logits get a bf16 gradient."""
+    logits = (3 * torch.sin(torch.arange(6 * 11, dtype=torch.float32))).view(2, 3, 11).to(dtype)
+    targets = torch.tensor([[4, 5, 10], [6, 3, PAD]])
+    ours, theirs = logits.clone().requires_grad_(), logits.float().clone().requires_grad_()
+    loss = sequence_nll(ours, targets, eps)
+    want = F.cross_entropy(theirs.flatten(0, 1), targets.flatten(), ignore_index=PAD, label_smoothing=eps,
+                           reduction="sum")
+    assert loss.item() == pytest.approx(want.item(), rel=1e-6)
+    (2.5 * loss).backward()
+    (2.5 * want).backward()
+    assert ours.grad.dtype == dtype
+    assert (ours.grad[1, 2] == 0).all()
+    torch.testing.assert_close(ours.grad.float(), theirs.grad.to(dtype).float(), rtol=0, atol=1e-6)
+
+
 def test_training_smooths_over_each_sentence_own_slots(tmp_path, data_dir, make_tiny_recipe, monkeypatch):
     """The trainer passes the extended sources and the vocabulary size to the loss."""
     import seq2seq.trainer as trainer_module
