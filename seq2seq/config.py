@@ -123,6 +123,9 @@ class TrainingConfig:
     batch_size: int = field(default=1000, metadata=_range(1))  # padded tokens or sentences
     epochs: int = field(default=10, metadata=_range(1))
     max_steps: int = field(default=0, metadata=_range(0))  # 0: no limit
+    # a time budget: stop after the step at which the steps' own time reaches it (the `done:` line's
+    # training minutes, resumed runs included; validation and saving not counted); 0: no limit
+    max_minutes: float = field(default=0.0, metadata=_range(0.0))
     scheduler: Literal["none", "plateau", "warmup"] = "none"
     plateau_factor: float = field(default=0.5, metadata=_range(0.0, 1.0, lo_open=True))
     plateau_patience: int = field(default=1, metadata=_range(0))  # validations without gain

@@ -43,6 +43,7 @@ class Progress:
     bad_validations: int = 0
     skipped_steps: int = 0  # non-finite loss or gradient
     bad_steps_in_row: int = 0  # the same, since the last good step
+    train_seconds: float = 0.0  # the steps' own time, every session of the run (training.max_minutes)
     history: list = field(default_factory=list)
 
     @property

@@ -75,6 +75,8 @@ class Trainer:
     """Trains `model` on `corpus` into `model_dir`; `world`: this process's place in a torchrun job;
     `metric`: the validation score (default: training.valid_metric's)."""
 
+    clock = staticmethod(time.perf_counter)  # what the steps are timed with (tests: a fake clock)
+
     def __init__(self, model: Seq2Seq, recipe: Recipe, model_dir: Path, *, corpus: Corpus,
                  valid: Validation, tgt_vocab: Vocab, device: torch.device, world: World = World(),
                  metric: Metric | None = None):
@@ -256,15 +258,19 @@ class Trainer:
             self._save()
         if cfg.max_steps and p.step >= cfg.max_steps:
             stop = stop or "max_steps"
-        signalled = request.signal is not None
+        signalled, late = request.signal is not None, self._over_budget()
         if self.world.distributed:  # every process stops after the same step, or fails with rank 0
-            signals, failed = all_sum([float(signalled), float(self._failure is not None)], self.world,
-                                      self.device)
+            signals, failed, lates = all_sum([float(signalled), float(self._failure is not None), float(late)],
+                                             self.world, self.device)
             if failed:
                 settle(self._failure, self.world, self.device)
-            signalled = signals > 0
+            signalled, late = signals > 0, lates > 0
             request.signal = request.signal or ("SIGTERM" if signalled else None)
-        return stop or ("signal" if signalled else None)
+        return stop or ("max_minutes" if late else None) or ("signal" if signalled else None)
+
+    def _over_budget(self) -> bool:
+        """Whether the steps' own time has reached training.max_minutes (0: never)."""
+        return 0 < self.cfg.max_minutes * 60 <= self.progress.train_seconds
 
     def _train_epoch(self, request: StopRequest) -> str | None:
         """Train to the end of the epoch; return why training must stop now, if it must."""
@@ -278,9 +284,11 @@ class Trainer:
         try:
             for first in range(p.batch_in_epoch, end, group):
                 mine = first + world.rank * cfg.accumulate
-                t0 = time.perf_counter()
+                t0 = self.clock()
                 loss, ntok, norm = self.train_step(batches[mine:mine + cfg.accumulate])
-                self.train_seconds += time.perf_counter() - t0
+                seconds = self.clock() - t0
+                self.train_seconds += seconds
+                p.train_seconds += seconds
                 self.train_tokens += ntok
                 p.batch_in_epoch += group
                 p.step += 1
@@ -306,18 +314,19 @@ class Trainer:
         return None
 
     def train(self) -> Progress:
-        """Train to the recipe's end (epochs, max_steps, patience) or to a SIGINT/SIGTERM."""
+        """Train to the recipe's end (epochs, max_steps, max_minutes, patience) or to a SIGINT/SIGTERM."""
         cfg, p = self.cfg, self.progress
         self.model.to(self.device).train()
         with StopRequest() as request:
             reason = "patience" if 0 < cfg.patience <= p.bad_validations else None  # (resumed, had stopped)
+            reason = reason or ("max_minutes" if self._over_budget() else None)
             try:
                 while p.epoch < cfg.epochs and reason is None:
                     reason = self._train_epoch(request)
             finally:
                 self.step_log.close()
-            if reason == "patience" and self.world.is_main:
-                tqdm.write(self._early_stop_line())
+            if reason in ("patience", "max_minutes") and self.world.is_main:
+                tqdm.write(self._early_stop_line() if reason == "patience" else self._budget_line())
             self.interrupted = request.signal if reason == "signal" and p.epoch < cfg.epochs else None
             validate = not self.interrupted and not p.validated  # the steps since the last validation
             if validate:
@@ -338,6 +347,13 @@ class Trainer:
         return (f"early stop at step {p.step} (epoch {p.epoch} of {cfg.epochs}): {p.bad_validations} validations "
                 f"without a better {name} (training.patience {cfg.patience}); best.safetensors holds {best}, "
                 "the last checkpoint this step's weights")
+
+    def _budget_line(self) -> str:
+        """Why the run ended at its time budget."""
+        p, cfg = self.progress, self.cfg
+        return (f"time budget reached at step {p.step} (epoch {p.epoch} of {cfg.epochs}): "
+                f"{p.train_seconds / 60:.1f} min of training steps (training.max_minutes {cfg.max_minutes:g}); "
+                f"best.safetensors holds the best validation's weights")
 
     def _save(self) -> None:
         """A checkpoint: every rank takes part (their generators go in it), rank 0 writes it."""

@@ -108,3 +108,25 @@ def test_patience_ends_the_run_keeps_the_best_and_restores_nothing(tmp_path, tin
     again = train(run, tmp_path / "m", resume=True)
     assert again.progress.step == 12
     assert len((tmp_path / "m" / "train_log.jsonl").read_text().splitlines()) == 4
+
+
+def test_max_minutes_ends_the_run_at_its_time_budget_resumed_runs_included(tmp_path, tiny_recipe_dict, monkeypatch,
+                                                                             capsys):
+    """training.max_minutes counts the steps' own time (a fake clock here: every step takes 20 s),
+    across a resume; the run stops after the step that reaches it, validates that step and says
+    why in one line; a run resumed past its budget trains nothing more."""
+    from seq2seq.trainer import Trainer
+    ticks = iter(range(0, 10**6, 20))  # a step reads the clock before and after: 20 s a step
+    monkeypatch.setattr(Trainer, "clock", staticmethod(lambda: float(next(ticks))))
+    first = train(recipe(tiny_recipe_dict, epochs=10, max_steps=2), tmp_path / "m")
+    assert first.progress.step == 2 and first.progress.train_seconds == pytest.approx(40.0)
+    run = recipe(tiny_recipe_dict, epochs=10, max_minutes=1.5)  # 90 s: steps 3, 4 and 5 reach 100 s
+    trainer = train(run, tmp_path / "m", resume=True)
+    assert trainer.progress.step == 5 and trainer.progress.train_seconds == pytest.approx(100.0)
+    log = [json.loads(line) for line in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [2, 3, 5]  # max_steps' end, epoch 1's end, the budget's
+    assert "time budget reached at step 5 (epoch 1 of 10): 1.7 min of training steps " \
+           "(training.max_minutes 1.5)" in capsys.readouterr().out
+    again = train(run, tmp_path / "m", resume=True)
+    assert again.progress.step == 5
+    assert len((tmp_path / "m" / "train_log.jsonl").read_text().splitlines()) == 3
