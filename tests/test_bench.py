@@ -24,6 +24,8 @@ from seq2seq import tasks  # noqa: E402
 from seq2seq.batch import collate  # noqa: E402
 from seq2seq.config import recipe_from_dict  # noqa: E402
 from seq2seq.errors import UserError  # noqa: E402
+import seq2seq.loss  # noqa: E402
+from seq2seq.loss import sequence_nll  # noqa: E402
 from seq2seq.modules import RNN_CELLS  # noqa: E402
 
 MODELS = {
@@ -211,6 +213,25 @@ def test_slow_baselines_compute_what_the_fast_paths_compute(make_model, baseline
     torch.testing.assert_close(slow_weights, fast_weights, rtol=1e-5, atol=1e-6)
     if model.output_dropout.p > 0:  # training: the slow way drops out the output layer's input too
         assert not torch.allclose(model.train()(batch)[0], slow_logits)
+
+
+def test_torch_loss_baseline_gives_the_fused_loss_and_gradients(make_model):
+    """baseline=torch_loss: the same summed label-smoothed loss and gradients from F.cross_entropy."""
+    model = make_model().eval()  # no dropout: the two passes see the same function
+    batch = collate([[4, 5, 6, 7], [8, 9]], [[5, 6, 7], [9, 4, 10, 11, 5]])
+    trainer = SimpleNamespace(batch_loss=lambda b: sequence_nll(model(b)[0], b.tgt_out, 0.1))
+    results = []
+    for slow in (False, True):
+        if slow:
+            baselines.apply_trainer_baseline("torch_loss", trainer)
+        model.zero_grad()
+        loss = trainer.batch_loss(batch)
+        loss.backward()
+        results.append((loss.item(), [p.grad.clone() for p in model.parameters()]))
+    assert results[1][0] == pytest.approx(results[0][0], rel=1e-6)
+    for fast, slow in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(slow, fast, rtol=1e-4, atol=1e-6)
+    assert seq2seq.loss.smoothed_cross_entropy.__name__ == "smoothed_cross_entropy"  # swapped back
 
 
 def test_unbucketed_batches_keep_the_budget_and_pad_more_than_bucketed_ones():

@@ -10,6 +10,9 @@ fast path computes, the way a step-by-step Python toolkit does it:
                       (instead of once over all target tokens)
     unbucketed        training batches drawn in random order, with the same token budget but no
                       length bucketing (more padding)
+    torch_loss        the label-smoothed cross-entropy as torch composes it (F.cross_entropy:
+                      log_softmax, nll_loss, a sum and their backwards) instead of the fused one
+                      of seq2seq/loss.py
 
 Batched beam search has its baseline in the recipe itself: `decoding.batch_size=1` searches one
 sentence at a time.
@@ -21,10 +24,13 @@ import types
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+import seq2seq.loss as loss_module
 from seq2seq.errors import UserError
+from seq2seq.vocab import PAD
 
-BASELINES = ("stepwise_decoder", "stepwise_output", "unbucketed")
+BASELINES = ("stepwise_decoder", "stepwise_output", "unbucketed", "torch_loss")
 
 
 def _stepwise_output_forward(model, batch):
@@ -64,7 +70,27 @@ def apply_model_baseline(name: str, model) -> None:
         model.forward = types.MethodType(_stepwise_output_forward, model)
 
 
+def _torch_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0):
+    return F.cross_entropy(logits.float(), targets, ignore_index=PAD, label_smoothing=label_smoothing,
+                           reduction="sum")
+
+
+def _with_torch_loss(batch_loss):
+    """A trainer's batch_loss that builds its graph with torch's F.cross_entropy in place of the
+    fused loss (swapped in for the call only, so that other variants keep theirs)."""
+    def slow(batch):
+        fused = loss_module.smoothed_cross_entropy
+        loss_module.smoothed_cross_entropy = _torch_cross_entropy
+        try:
+            return batch_loss(batch)
+        finally:
+            loss_module.smoothed_cross_entropy = fused
+    return slow
+
+
 def apply_trainer_baseline(name: str, trainer) -> None:
+    if name == "torch_loss":
+        trainer.batch_loss = _with_torch_loss(trainer.batch_loss)
     if name != "unbucketed":
         return
     if trainer.cfg.batch_type != "tokens":
