@@ -300,3 +300,27 @@ def test_the_commands_cap_onednn_primitive_cache_unless_the_user_set_it(given, s
     code = "import os, seq2seq.cli.train; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == seen
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_lstm_runs_in_fp32_under_cpu_bf16_autocast_where_onednn_has_no_bf16(monkeypatch, packed):
+    """On an AVX2-only CPU oneDNN has no bf16 LSTM (torch raises); seq2seq's LSTM then leaves the
+    autocast region: the same outputs as fp32 nn.LSTM, packed or not, with a bf16 input and state."""
+    import seq2seq.modules.lstm as lstm_module
+    from torch.nn.utils.rnn import pack_padded_sequence
+    monkeypatch.setattr(lstm_module, "onednn_has_bf16", lambda: False)
+    torch.manual_seed(0)
+    ours = lstm_module.LSTM(6, 5, num_layers=2, batch_first=True, bidirectional=True)
+    plain = torch.nn.LSTM(6, 5, num_layers=2, batch_first=True, bidirectional=True)
+    plain.load_state_dict(ours.state_dict())
+    x = torch.randn(3, 4, 6).bfloat16()
+    hx = (torch.randn(4, 3, 5).bfloat16(), torch.randn(4, 3, 5).bfloat16())
+    feed = pack_padded_sequence(x, torch.tensor([4, 2, 1]), batch_first=True) if packed else x
+    want, (h, c) = plain(pack_padded_sequence(x.float(), torch.tensor([4, 2, 1]), batch_first=True)
+                         if packed else x.float(), tuple(s.float() for s in hx))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, (h2, c2) = ours(feed, hx)
+    got, want = (got.data, want.data) if packed else (got, want)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    torch.testing.assert_close((h2, c2), (h, c), rtol=0, atol=0)
