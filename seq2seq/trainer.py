@@ -96,7 +96,8 @@ class Trainer:
         self.log = JsonLines(model_dir / TRAIN_LOG)  # one line per validation
         self.step_log = JsonLines(model_dir / STEP_LOG)  # one line per update
         self.interrupted: str | None = None  # the signal that stopped training, if one did
-        self.train_seconds, self.train_tokens = 0.0, 0  # this process's steps; tokens of all processes
+        self.train_tokens = 0  # this session's, of all processes
+        self._seconds_before = 0.0  # the steps' time of the run's earlier sessions (set when train() starts)
         self._failure: BaseException | None = None  # rank 0's, kept until the ranks meet (_deferred)
 
     @property
@@ -268,6 +269,11 @@ class Trainer:
             request.signal = request.signal or ("SIGTERM" if signalled else None)
         return stop or ("max_minutes" if late else None) or ("signal" if signalled else None)
 
+    @property
+    def train_seconds(self) -> float:
+        """This process's steps' own time in this session (the `done:` line's)."""
+        return self.progress.train_seconds - self._seconds_before
+
     def _over_budget(self) -> bool:
         """Whether the steps' own time has reached training.max_minutes (0: never)."""
         return 0 < self.cfg.max_minutes * 60 <= self.progress.train_seconds
@@ -286,9 +292,7 @@ class Trainer:
                 mine = first + world.rank * cfg.accumulate
                 t0 = self.clock()
                 loss, ntok, norm = self.train_step(batches[mine:mine + cfg.accumulate])
-                seconds = self.clock() - t0
-                self.train_seconds += seconds
-                p.train_seconds += seconds
+                p.train_seconds += self.clock() - t0
                 self.train_tokens += ntok
                 p.batch_in_epoch += group
                 p.step += 1
@@ -316,6 +320,7 @@ class Trainer:
     def train(self) -> Progress:
         """Train to the recipe's end (epochs, max_steps, max_minutes, patience) or to a SIGINT/SIGTERM."""
         cfg, p = self.cfg, self.progress
+        self._seconds_before = p.train_seconds
         self.model.to(self.device).train()
         with StopRequest() as request:
             reason = "patience" if 0 < cfg.patience <= p.bad_validations else None  # (resumed, had stopped)
@@ -325,8 +330,9 @@ class Trainer:
                     reason = self._train_epoch(request)
             finally:
                 self.step_log.close()
-            if reason in ("patience", "max_minutes") and self.world.is_main:
-                tqdm.write(self._early_stop_line() if reason == "patience" else self._budget_line())
+            said = {"patience": self._early_stop_line, "max_minutes": self._budget_line}.get(reason)
+            if said and self.world.is_main:
+                tqdm.write(said())
             self.interrupted = request.signal if reason == "signal" and p.epoch < cfg.epochs else None
             validate = not self.interrupted and not p.validated  # the steps since the last validation
             if validate:

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
+from seq2seq.modules.recurrence import cpu_bf16
+
 
 @functools.cache
 def onednn_has_bf16() -> bool:
@@ -25,9 +27,7 @@ def onednn_has_bf16() -> bool:
 
 class LSTM(nn.LSTM):
     def forward(self, input, hx=None):
-        data = input.data if isinstance(input, PackedSequence) else input
-        if data.device.type != "cpu" or not torch.is_autocast_enabled("cpu") \
-                or torch.get_autocast_dtype("cpu") != torch.bfloat16 or onednn_has_bf16():
+        if not cpu_bf16(input.data if isinstance(input, PackedSequence) else input) or onednn_has_bf16():
             return super().forward(input, hx)
         if isinstance(input, PackedSequence):
             input = input._replace(data=input.data.float())
