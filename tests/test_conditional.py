@@ -64,6 +64,7 @@ def test_a_step_follows_the_cgru_equations(make_model, cell):
 @pytest.mark.parametrize("cell, input_feeding, extra", [
     ("gru", True, {}), ("gru", False, {}), ("lstm", True, {}), ("lstm", False, {}),
     ("gru", True, {"copy": True, "attention": {"type": "bahdanau", "coverage": True}}),
+    ("gru", False, {"copy": True, "attention": {"type": "bahdanau", "coverage": True}}),
 ])
 def test_step_loop_equals_teacher_forced_forward(make_model, cell, input_feeding, extra):
     model = make_model(decoder={"type": "conditional", "cell": cell, "input_feeding": input_feeding},

@@ -21,7 +21,8 @@ scores, as in RecurrentDecoder.
 
 Same interface as RecurrentDecoder (init_state, step, forward; DecoderState carries s_j, t_j and
 the coverage), so greedy, beam and sampling search, copy and coverage work unchanged. The query of
-step j depends on step j-1's attention through s_{j-1}, so forward() runs step by step.
+step j depends on step j-1's attention through s_{j-1}, so forward() runs the recurrence step by
+step; without input feeding the deep output then runs over all positions at once.
 """
 
 from __future__ import annotations
@@ -66,19 +67,42 @@ class ConditionalDecoder(nn.Module):
         x = embedded
         if self.input_feeding:
             x = torch.cat([embedded, state.att_vector.unsqueeze(1).to(embedded.dtype)], -1)  # (B, 1, 2E)
-        query, first = self.rnn1(x, state.hidden)  # s'_j: (B, 1, H)
-        coverage = state.coverage
+        output, context, weights, hidden, coverage = self._recur(x, memory, state.hidden, state.coverage)
+        att = self._deep_output(output, embedded, context)  # (B, 1, E)
+        return att, weights, DecoderState(hidden, att.squeeze(1), coverage)
+
+    def forward(self, embedded: torch.Tensor, memory: Memory, state: DecoderState):
+        """Teacher-forced: embedded (B, T, E) -> t (B, T, E), weights (B, T, S). With input feeding
+        t_j is the next step's input, so the steps run one by one. Without it t_j feeds no later
+        step: the loop runs the cells and attention only, and the deep output is one matmul over
+        all T positions (forward and backward) instead of T small ones."""
+        if self.input_feeding:
+            return step_through(self.step, embedded, memory, state)
+        hidden, coverage = state.hidden, state.coverage
+        outputs, contexts, all_weights = [], [], []
+        for t in range(embedded.size(1)):
+            output, context, weights, hidden, coverage = self._recur(embedded[:, t:t + 1], memory,
+                                                                     hidden, coverage)
+            outputs.append(output)
+            contexts.append(context)
+            all_weights.append(weights)
+        att = self._deep_output(torch.cat(outputs, 1), embedded, torch.cat(contexts, 1))  # (B, T, E)
+        return att, torch.cat(all_weights, 1), DecoderState(hidden, att[:, -1], coverage)
+
+    def _recur(self, x: torch.Tensor, memory: Memory, hidden, coverage: torch.Tensor | None):
+        """The recurrence of one step: cell1's input x (B, 1, .) -> s_j's output (B, 1, H), the
+        context c_j (B, 1, Hv), the weights (B, 1, S), s_j and the coverage after this step."""
+        query, first = self.rnn1(x, hidden)  # s'_j: (B, 1, H)
         if self.coverage and coverage is None:  # the first step: nothing attended yet
             coverage = torch.zeros(memory.mask.shape, device=memory.mask.device)  # (B, S)
         context, weights = self.attention(query, memory.keys, memory.values, memory.mask,
                                           coverage)  # (B, 1, Hv), (B, 1, S)
         output, hidden = self.rnn2(context, first)  # s_j: (B, 1, H)
-        features = torch.cat([output, embedded, context], -1)  # (B, 1, H + E + Hv)
-        att = torch.tanh(self.att_vector_layer(self.dropout(features)))  # (B, 1, E)
         if self.coverage:
             coverage = coverage + weights.squeeze(1)
-        return att, weights, DecoderState(hidden, att.squeeze(1), coverage)
+        return output, context, weights, hidden, coverage
 
-    def forward(self, embedded: torch.Tensor, memory: Memory, state: DecoderState):
-        """Teacher-forced, step by step: embedded (B, T, E) -> t (B, T, E), weights (B, T, S)."""
-        return step_through(self.step, embedded, memory, state)
+    def _deep_output(self, output: torch.Tensor, embedded: torch.Tensor, context: torch.Tensor):
+        """t = tanh(W [s; y; c] + b) at every position given: (B, T, H), (B, T, E), (B, T, Hv)."""
+        features = torch.cat([output, embedded, context], -1)  # (B, T, H + E + Hv)
+        return torch.tanh(self.att_vector_layer(self.dropout(features)))
