@@ -3,9 +3,10 @@
 Each baseline patches one built model (or trainer) in place and computes the same function the
 fast path computes, the way a step-by-step Python toolkit does it:
 
-    stepwise_decoder  the decoder runs one step per target position even without input feeding
-                      (one RNN call and one attention per step, instead of one fused RNN call and
-                      batched attention over all steps)
+    stepwise_decoder  the decoder runs one whole step per target position even without input
+                      feeding (recurrent: one RNN call and one attention per step, instead of one
+                      fused RNN call and batched attention over all steps; conditional: the deep
+                      output inside the step loop, instead of once over all steps)
     stepwise_output   the above, plus the output layer and log-softmax inside the step loop
                       (instead of once over all target tokens)
     unbucketed        training batches drawn in random order, with the same token budget but no
@@ -62,9 +63,6 @@ def unbucketed_batches(indices: np.ndarray, src_lengths: np.ndarray, tgt_lengths
 
 def apply_model_baseline(name: str, model) -> None:
     if name == "stepwise_decoder":
-        if not hasattr(model.decoder, "forward_stepwise"):
-            raise UserError(f"the stepwise_decoder baseline is for model.decoder.type recurrent: a "
-                            f"{type(model.decoder).__name__} always runs step by step")
         model.decoder.forward = model.decoder.forward_stepwise
     elif name == "stepwise_output":
         model.forward = types.MethodType(_stepwise_output_forward, model)

@@ -77,7 +77,7 @@ class ConditionalDecoder(nn.Module):
         step: the loop runs the cells and attention only, and the deep output is one matmul over
         all T positions (forward and backward) instead of T small ones."""
         if self.input_feeding:
-            return step_through(self.step, embedded, memory, state)
+            return self.forward_stepwise(embedded, memory, state)
         hidden, coverage = state.hidden, state.coverage
         outputs, contexts, all_weights = [], [], []
         for t in range(embedded.size(1)):
@@ -88,6 +88,10 @@ class ConditionalDecoder(nn.Module):
             all_weights.append(weights)
         att = self._deep_output(torch.cat(outputs, 1), embedded, torch.cat(contexts, 1))  # (B, T, E)
         return att, torch.cat(all_weights, 1), DecoderState(hidden, att[:, -1], coverage)
+
+    def forward_stepwise(self, embedded: torch.Tensor, memory: Memory, state: DecoderState):
+        """forward() one whole step at a time: what input feeding needs."""
+        return step_through(self.step, embedded, memory, state)
 
     def _recur(self, x: torch.Tensor, memory: Memory, hidden, coverage: torch.Tensor | None):
         """The recurrence of one step: cell1's input x (B, 1, .) -> s_j's output (B, 1, H), the
