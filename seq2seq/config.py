@@ -67,7 +67,8 @@ class EncoderConfig:
     hidden_size: int = field(default=256, metadata=_range(1))  # per direction
     num_layers: int = field(default=1, metadata=_range(1))
     bidirectional: bool = True
-    dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))  # on inputs and outputs
+    dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))  # between layers; with dropout_io also on input and output
+    dropout_io: bool = True  # false: between layers only (JoeyNMT's, whose input dropout is model.embedding_dropout)
     layer_norm: bool = False  # inside the cell (Ba et al. 2016, as Nematus): seq2seq/modules/cells.py; not rnn
 
 
@@ -87,6 +88,7 @@ class DecoderConfig:
     num_layers: int = field(default=1, metadata=_range(1))  # type conditional: 1
     dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))  # between layers, on the attentional layer's input
     output_dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))  # on the output layer's input
+    feed_dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))  # on the fed-back attentional vector (JoeyNMT's)
     input_feeding: bool = True  # feed the last attentional vector to the next step
     init: Literal["bridge", "last", "zero"] = "bridge"  # initial state from the encoder
     layer_norm: bool = False  # inside the cell(s), as model.encoder.layer_norm; not rnn

@@ -69,6 +69,9 @@ def _check(recipe: Recipe, errors: list[str]) -> None:
         if used and section.layer_norm and section.cell == "rnn":
             errors.append(f"model.{side}.layer_norm: normalises the gates of model.{side}.cell 'gru', 'lstm', "
                           "'peephole_lstm' or 'wm_lstm', and 'rnn' has none")
+    if m.decoder.feed_dropout > 0 and not m.decoder.input_feeding:
+        errors.append("model.decoder.feed_dropout: drops the fed-back attentional vector, which needs "
+                      "model.decoder.input_feeding: true")
     if m.share_embeddings and not recipe.vocab.joint:
         errors.append("model.share_embeddings: needs vocab.joint: true")
     if m.copy and not recipe.vocab.joint:
@@ -170,7 +173,7 @@ _LM_UNUSED = ("data.src", "data.tgt", "data.max_length", "data.max_source_length
               "data.long_lines", "data.empty_lines", *(k for k in _leaves("data", DataConfig) if k.startswith("data.hub")),
               "vocab.joint", *_leaves("model.encoder", EncoderConfig), *_leaves("model.attention", AttentionConfig),
               "model.decoder.input_feeding", "model.decoder.init", "model.decoder.type",
-              "model.decoder.output_dropout", "model.source_word_dropout", "model.share_embeddings", "model.copy",
+              "model.decoder.output_dropout", "model.decoder.feed_dropout", "model.source_word_dropout", "model.share_embeddings", "model.copy",
               "training.coverage_weight", "training.valid_metric", "training.teacher_forcing", "training.batch_type",
               "training.batch_size", "training.compile", "training.last_phase",
               *(k for k in _leaves("decoding", DecodingConfig) if k != "decoding.precision"))

@@ -197,6 +197,8 @@ CROSS_FIELD_RULES = [
     ({"model": {"share_embeddings": True}, "vocab": {"joint": False}},
      ["model.share_embeddings", "vocab.joint"]),
     ({"model": {"copy": True}, "vocab": {"joint": False}}, ["model.copy", "vocab.joint"]),
+    ({"model": {"decoder": {"input_feeding": False, "feed_dropout": 0.3}}},
+     ["model.decoder.feed_dropout", "model.decoder.input_feeding"]),
     ({"model": {"attention": {"type": "dot", "coverage": True}}},
      ["model.attention.coverage", "model.attention.type"]),
     ({"model": {"attention": {"type": "concat", "scaled": True}}},

@@ -134,6 +134,38 @@ def test_output_dropout_is_on_the_output_layer_input_only(make_model):
     assert torch.equal(read[0], states[0])
 
 
+@pytest.mark.parametrize("dropout_io", [True, False])
+def test_encoder_dropout_io_false_drops_between_layers_only(make_model, dropout_io):
+    """model.encoder.dropout is on the encoder's input and output as well as between layers;
+    dropout_io false keeps it between layers only (JoeyNMT's), which one layer does not have."""
+    model = make_model(encoder={"num_layers": 1, "dropout": 0.5, "dropout_io": dropout_io})
+    batch = collate(SRC, TGT)
+    clean, _ = model.encode(batch.src, batch.src_lengths)  # Memory: values are the encoder's states
+    model.train()
+    torch.manual_seed(0)
+    dropped, _ = model.encode(batch.src, batch.src_lengths)
+    assert torch.equal(dropped.values, clean.values) != dropout_io
+
+
+def test_feed_dropout_drops_the_fed_back_attentional_vector_only(make_model):
+    """model.decoder.feed_dropout 1.0: the next step reads a zero attentional vector in training,
+    the vector itself in evaluation; the step's own output is not dropped."""
+    model = make_model(decoder={"feed_dropout": 1.0})
+    batch = collate(SRC, TGT)
+    memory, state = model.encode(batch.src, batch.src_lengths)
+    prev = torch.full((3,), BOS)
+    state.att_vector = torch.rand_like(state.att_vector) + 0.5
+    zeroed = type(state)(state.hidden, torch.zeros_like(state.att_vector))
+    model.train()
+    trained, _, after = model.step(prev, memory, state)
+    zero_fed, _, _ = model.step(prev, memory, zeroed)
+    torch.testing.assert_close(trained, zero_fed)
+    assert (after.att_vector != 0).all()
+    model.eval()
+    evaluated, _, _ = model.step(prev, memory, state)
+    assert not torch.allclose(evaluated, zero_fed)
+
+
 def test_padding_embedding_starts_at_zero(make_model):
     model = make_model(deterministic=False)
     assert torch.all(model.src_embed.weight[PAD] == 0) and torch.all(model.tgt_embed.weight[PAD] == 0)

@@ -42,7 +42,7 @@ class ConditionalDecoder(nn.Module):
 
     def __init__(self, cell: str, embedding_size: int, hidden_size: int, dropout: float,
                  attention: Attention, encoder_size: int, input_feeding: bool, init: str,
-                 layer_norm: bool = False):
+                 layer_norm: bool = False, feed_dropout: float = 0.0):
         super().__init__()
         self.cell, self.hidden_size = cell, hidden_size
         self.input_feeding, self.init = input_feeding, init
@@ -54,6 +54,7 @@ class ConditionalDecoder(nn.Module):
         self.rnn2 = rnns[cell](encoder_size, hidden_size, 1, batch_first=True)
         self.att_vector_layer = nn.Linear(hidden_size + embedding_size + encoder_size, embedding_size)
         self.dropout = nn.Dropout(dropout)
+        self.feed_dropout = nn.Dropout(feed_dropout)  # on the fed-back t_j
         self.bridge = nn.Linear(encoder_size, hidden_size) if init == "bridge" else None
         self.coverage = getattr(attention, "coverage_layer", None) is not None
 
@@ -66,7 +67,7 @@ class ConditionalDecoder(nn.Module):
         """One step: embedded (B, 1, E) -> t_j (B, 1, E), weights (B, 1, S), new state."""
         x = embedded
         if self.input_feeding:
-            x = torch.cat([embedded, state.att_vector.unsqueeze(1).to(embedded.dtype)], -1)  # (B, 1, 2E)
+            x = torch.cat([embedded, self.feed_dropout(state.att_vector.unsqueeze(1).to(embedded.dtype))], -1)  # (B, 1, 2E)
         output, context, weights, hidden, coverage = self._recur(x, memory, state.hidden, state.coverage)
         att = self._deep_output(output, embedded, context)  # (B, 1, E)
         return att, weights, DecoderState(hidden, att.squeeze(1), coverage)

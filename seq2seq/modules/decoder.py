@@ -72,7 +72,7 @@ class RecurrentDecoder(nn.Module):
 
     def __init__(self, cell: str, embedding_size: int, hidden_size: int, num_layers: int,
                  dropout: float, attention: Attention, encoder_size: int, input_feeding: bool,
-                 init: str, layer_norm: bool = False):
+                 init: str, layer_norm: bool = False, feed_dropout: float = 0.0):
         super().__init__()
         self.cell, self.hidden_size, self.num_layers = cell, hidden_size, num_layers
         self.input_feeding, self.init = input_feeding, init
@@ -83,6 +83,7 @@ class RecurrentDecoder(nn.Module):
         self.attention = attention
         self.att_vector_layer = nn.Linear(hidden_size + encoder_size, hidden_size)
         self.dropout = nn.Dropout(dropout)
+        self.feed_dropout = nn.Dropout(feed_dropout)  # on the fed-back attentional vector
         self.bridge = nn.Linear(encoder_size, hidden_size) if init == "bridge" else None
         self.coverage = getattr(attention, "coverage_layer", None) is not None
 
@@ -103,7 +104,7 @@ class RecurrentDecoder(nn.Module):
         """One step: embedded (B, 1, E) -> att vector (B, 1, H), weights (B, 1, S), new state."""
         x = embedded
         if self.input_feeding:
-            x = torch.cat([embedded, state.att_vector.unsqueeze(1).to(embedded.dtype)], -1)
+            x = torch.cat([embedded, self.feed_dropout(state.att_vector.unsqueeze(1).to(embedded.dtype))], -1)
         output, hidden = self.rnn(x, state.hidden)  # (B, 1, H)
         if not self.coverage:
             att, weights = self._attend(output, memory)

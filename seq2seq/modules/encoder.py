@@ -17,12 +17,12 @@ class RecurrentEncoder(nn.Module):
     """
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int,
-                 bidirectional: bool, dropout: float, layer_norm: bool = False):
+                 bidirectional: bool, dropout: float, layer_norm: bool = False, dropout_io: bool = True):
         super().__init__()
         self.rnn = (LAYER_NORM_CELLS if layer_norm else RNN_CELLS)[cell](
             input_size, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional,
             dropout=dropout if num_layers > 1 else 0.0)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(dropout if dropout_io else 0.0)  # on the input and the output
         self.num_directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.num_directions
 

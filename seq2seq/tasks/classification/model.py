@@ -90,7 +90,7 @@ def build_classifier(cfg: ModelConfig, task: ClassificationConfig, vocab_size: i
     e = cfg.encoder
     embed = nn.Embedding(vocab_size, cfg.embedding_size, padding_idx=PAD)
     encoder = RecurrentEncoder(e.cell, cfg.embedding_size, e.hidden_size, e.num_layers, e.bidirectional,
-                               e.dropout, e.layer_norm)
+                               e.dropout, e.layer_norm, e.dropout_io)
     size = encoder.output_size
     pooling = (AttentionPooling(size, task.attention_size or size) if task.pooling == "attention"
                else POOLINGS[task.pooling]())

@@ -93,7 +93,8 @@ def build_tagger(cfg: ModelConfig, task: TaggingConfig, num_words: int, num_char
                             RecurrentEncoder(e.cell, task.char_embedding_size, task.char_hidden_size, 1, True, 0.0,
                                              e.layer_norm))
     size = cfg.embedding_size + (chars.output_size if chars is not None else 0)
-    encoder = RecurrentEncoder(e.cell, size, e.hidden_size, e.num_layers, e.bidirectional, e.dropout, e.layer_norm)
+    encoder = RecurrentEncoder(e.cell, size, e.hidden_size, e.num_layers, e.bidirectional, e.dropout, e.layer_norm,
+                               e.dropout_io)
     model = SequenceTagger(nn.Embedding(num_words, cfg.embedding_size, padding_idx=PAD), chars, encoder,
                            nn.Linear(encoder.output_size, num_tags), LinearChainCRF(num_tags) if task.crf else None,
                            cfg.embedding_dropout, task.word_dropout)

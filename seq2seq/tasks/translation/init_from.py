@@ -28,7 +28,8 @@ from seq2seq.vocab import Vocab, load_vocabs
 
 # model keys that may differ from the MODEL_DIR run's: no weights, or weights that start fresh
 MAY_DIFFER = ("model.embedding_dropout", "model.source_word_dropout", "model.encoder.dropout",
-              "model.decoder.dropout", "model.decoder.output_dropout", "model.init", "model.embedding_init_std",
+              "model.encoder.dropout_io", "model.decoder.dropout", "model.decoder.output_dropout",
+              "model.decoder.feed_dropout", "model.init", "model.embedding_init_std",
               "model.attention.coverage", "model.copy")
 TASKS = ("translation", "summarization")  # the encoder-decoder's; the task rooms have no --init-from
 

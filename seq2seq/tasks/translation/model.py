@@ -116,15 +116,16 @@ def _assemble(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int,
     tgt_embed = src_embed if cfg.share_embeddings else nn.Embedding(
         tgt_vocab_size, cfg.embedding_size, padding_idx=PAD)
     encoder = RecurrentEncoder(e.cell, cfg.embedding_size, e.hidden_size, e.num_layers,
-                               e.bidirectional, e.dropout, e.layer_norm)
+                               e.bidirectional, e.dropout, e.layer_norm, e.dropout_io)
     attention = build_attention(cfg.attention.type, d.hidden_size, encoder.output_size,
                                 cfg.attention.hidden_size, cfg.attention.coverage, cfg.attention.scaled)
     if d.type == "conditional":  # (num_layers 1: recipe_check.py)
         decoder = ConditionalDecoder(d.cell, cfg.embedding_size, d.hidden_size, d.dropout, attention,
-                                     encoder.output_size, d.input_feeding, d.init, d.layer_norm)
+                                     encoder.output_size, d.input_feeding, d.init, d.layer_norm, d.feed_dropout)
     else:
         decoder = RecurrentDecoder(d.cell, cfg.embedding_size, d.hidden_size, d.num_layers, d.dropout,
-                                   attention, encoder.output_size, d.input_feeding, d.init, d.layer_norm)
+                                   attention, encoder.output_size, d.input_feeding, d.init, d.layer_norm,
+                                   d.feed_dropout)
     generator = nn.Linear(decoder.output_size, tgt_vocab_size)
     if cfg.tie_output:  # with share_embeddings: one matrix for source, target and output
         generator.weight = tgt_embed.weight
