@@ -408,7 +408,8 @@ def test_multi30k_fast_recipe_differs_from_the_reference_only_in_the_fast_paths(
     ref = to_dict(load_recipe(REPO / "recipes/translation/multi30k_en_de.yaml"))
     fast = to_dict(load_recipe(REPO / "recipes/translation/multi30k_en_de_fast.yaml"))
     assert fast["model"]["attention"] == {**ref["model"]["attention"], "type": "dot", "scaled": True}
-    assert fast["model"]["decoder"] == {**ref["model"]["decoder"], "input_feeding": False}
+    # no input feeding: no fed-back vector to drop
+    assert fast["model"]["decoder"] == {**ref["model"]["decoder"], "input_feeding": False, "feed_dropout": 0.0}
     for section in ("data", "vocab", "training", "decoding"):
         assert fast[section] == ref[section], section
     rest = {k: v for k, v in fast["model"].items() if k not in ("attention", "decoder")}
