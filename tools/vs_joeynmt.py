@@ -32,14 +32,13 @@ round's ratio:
    outputs are reported too: sentences/s compare only between models that write alike.
 
 The architectures match (recipes/translation/multi30k_en_de.yaml: bi-GRU encoder 2 x 256, GRU
-decoder 2 x 512, Bahdanau attention, input feeding, bridge init, embeddings 256, dropout 0.3 at
-JoeyNMT's places, batches of 1,100 padded tokens, Adam 1e-3, label smoothing 0.1, clip norm 1).
-JoeyNMT has no scaled dot attention; for the fast recipe (scaled dot, no input feeding) it gets its nearest,
+decoder 2 x 512, Bahdanau attention, input feeding, bridge init, embeddings 256, dropout 0.3,
+batches of 1,100 padded tokens, Adam 1e-3, label smoothing 0.1, clip norm 1). JoeyNMT has no
+scaled dot attention; for the fast recipe (scaled dot, no input feeding) it gets its nearest,
 `attention: luong` (bilinear: q . W k, unscaled) without input feeding, and its decoder still
 runs one step per target position. Differences that stay: JoeyNMT's token batches are drawn in
 random order (no length bucketing: more padding, fewer sentences in 1,100 padded tokens); it drops
-training pairs over 60 pieces where ours truncates them; its default initialisation (Xavier); the
-fast recipe also drops the encoder's input a second time and its output (model.encoder.dropout_io);
+training pairs over 60 pieces where ours truncates them; its default initialisation (Xavier);
 JoeyNMT runs fp32 on CPU (its fp16 is CUDA only), ours its recipe's training.precision
 (`key.path=value` arguments override our recipes, e.g. training.precision=fp32).
 Outputs, logs, models and the venv stay outside the repository (DIR, --venv). JoeyNMT's side
