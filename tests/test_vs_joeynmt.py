@@ -62,6 +62,8 @@ def test_fast_recipe_gets_luong_without_input_feeding_and_overrides_reach_both_s
 @pytest.mark.parametrize("override, named", [("model.copy=true", "model.copy"),
                                              ("model.attention.type=concat", "model.attention.type concat"),
                                              ("model.decoder.output_dropout=0.1", "model.decoder.output_dropout"),
+                                             ("model.encoder.dropout_io=true", "model.encoder.dropout_io"),
+                                             ("model.decoder.feed_dropout=0", "model.decoder.feed_dropout"),
                                              ("model.decoder.cell=rnn", "the cell rnn")])
 def test_what_joeynmt_cannot_build_is_refused(override, named):
     with pytest.raises(UserError, match=named):

@@ -87,6 +87,11 @@ def joey_config(recipe: Recipe, *, data: Path, spm_model: Path, voc_file: Path, 
     lacking = {"model.copy": m.copy, "model.tie_output": m.tie_output,
                "model.source_word_dropout": m.source_word_dropout,
                "model.decoder.output_dropout": m.decoder.output_dropout,
+               # JoeyNMT drops the encoder's input once (its embedding dropout) and never its output ...
+               "model.encoder.dropout_io true": m.encoder.dropout_io and m.encoder.dropout > 0,
+               # ... and the fed-back attentional vector with the target embedding
+               "model.decoder.feed_dropout other than model.embedding_dropout":
+                   m.decoder.input_feeding and m.decoder.feed_dropout != m.embedding_dropout,
                "model.attention.coverage": m.attention.coverage, "training.coverage_weight": t.coverage_weight,
                "training.teacher_forcing below 1": t.teacher_forcing < 1,
                "model.decoder.type conditional": m.decoder.type != "recurrent",

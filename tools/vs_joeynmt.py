@@ -32,11 +32,12 @@ round's ratio:
    outputs are reported too: sentences/s compare only between models that write alike.
 
 The architectures match (recipes/translation/multi30k_en_de.yaml: bi-GRU encoder 2 x 256, GRU
-decoder 2 x 512, Bahdanau attention, input feeding, bridge init, embeddings 256, dropout 0.3,
-batches of 1,100 padded tokens, Adam 1e-3, label smoothing 0.1, clip norm 1). JoeyNMT has no
-scaled dot attention; for the fast recipe (scaled dot, no input feeding) it gets its nearest,
-`attention: luong` (bilinear: q . W k, unscaled) without input feeding, and its decoder still
-runs one step per target position. Differences that stay: JoeyNMT's token batches are drawn in
+decoder 2 x 512, Bahdanau attention, input feeding, bridge init, embeddings 256, dropout 0.3 where
+JoeyNMT has it (tools/joeynmt_side.py refuses a recipe that drops elsewhere), batches of 1,100
+padded tokens, Adam 1e-3, label smoothing 0.1, clip norm 1). JoeyNMT has no scaled dot attention;
+for the fast recipe (scaled dot, no input feeding) it gets its nearest, `attention: luong`
+(bilinear: q . W k, unscaled) without input feeding, and its decoder still runs one step per
+target position. Differences that stay: JoeyNMT's token batches are drawn in
 random order (no length bucketing: more padding, fewer sentences in 1,100 padded tokens); it drops
 training pairs over 60 pieces where ours truncates them; its default initialisation (Xavier);
 JoeyNMT runs fp32 on CPU (its fp16 is CUDA only), ours its recipe's training.precision
