@@ -32,7 +32,7 @@ from torch import nn
 
 from seq2seq.modules import LAYER_NORM_CELLS, RNN_CELLS
 from seq2seq.modules.attention import Attention
-from seq2seq.modules.decoder import DecoderState, Memory, initial_hidden, step_through
+from seq2seq.modules.decoder import DecoderState, Memory, fed_input, initial_hidden, step_through
 
 
 class ConditionalDecoder(nn.Module):
@@ -65,9 +65,7 @@ class ConditionalDecoder(nn.Module):
 
     def step(self, embedded: torch.Tensor, memory: Memory, state: DecoderState):
         """One step: embedded (B, 1, E) -> t_j (B, 1, E), weights (B, 1, S), new state."""
-        x = embedded
-        if self.input_feeding:
-            x = torch.cat([embedded, self.feed_dropout(state.att_vector.unsqueeze(1).to(embedded.dtype))], -1)  # (B, 1, 2E)
+        x = fed_input(embedded, state, self.feed_dropout) if self.input_feeding else embedded  # (B, 1, 2E)
         output, context, weights, hidden, coverage = self._recur(x, memory, state.hidden, state.coverage)
         att = self._deep_output(output, embedded, context)  # (B, 1, E)
         return att, weights, DecoderState(hidden, att.squeeze(1), coverage)

@@ -102,9 +102,7 @@ class RecurrentDecoder(nn.Module):
 
     def step(self, embedded: torch.Tensor, memory: Memory, state: DecoderState):
         """One step: embedded (B, 1, E) -> att vector (B, 1, H), weights (B, 1, S), new state."""
-        x = embedded
-        if self.input_feeding:
-            x = torch.cat([embedded, self.feed_dropout(state.att_vector.unsqueeze(1).to(embedded.dtype))], -1)
+        x = fed_input(embedded, state, self.feed_dropout) if self.input_feeding else embedded
         output, hidden = self.rnn(x, state.hidden)  # (B, 1, H)
         if not self.coverage:
             att, weights = self._attend(output, memory)
@@ -126,6 +124,12 @@ class RecurrentDecoder(nn.Module):
     def forward_stepwise(self, embedded: torch.Tensor, memory: Memory, state: DecoderState):
         """forward() one step at a time: what input feeding and coverage need."""
         return step_through(self.step, embedded, memory, state)
+
+
+def fed_input(embedded: torch.Tensor, state: DecoderState, feed_dropout: nn.Module) -> torch.Tensor:
+    """Input feeding: a step's input, embedded (B, 1, E) beside the last attentional vector (after
+    feed_dropout) -> (B, 1, E + H)."""
+    return torch.cat([embedded, feed_dropout(state.att_vector.unsqueeze(1).to(embedded.dtype))], -1)
 
 
 def step_through(step, embedded: torch.Tensor, memory: Memory, state: DecoderState):
