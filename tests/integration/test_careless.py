@@ -125,8 +125,7 @@ def test_one_training_at_a_time_in_a_model_directory(tmp_path, tiny_recipe_dict,
     first = subprocess.Popen([sys.executable, "-m", "seq2seq.cli.train", str(path), "--model-dir",
                               str(model_dir)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while not (model_dir / "meta.json").exists() and time.monotonic() < deadline:
+        while not (model_dir / "meta.json").exists() and first.poll() is None:
             time.sleep(0.05)
         for flag in ("--overwrite", "--resume"):
             result = cli("train", path, "--model-dir", model_dir, flag, capsys=capsys)
