@@ -234,7 +234,7 @@ def test_parameter_names_are_torchs_plus_the_norms_and_start_at_gain_1_bias_0():
 
 def test_modules_build_normalised_cells_only_when_asked():
     attention = build_attention("bahdanau", 6, 8, 0)
-    assert type(RecurrentEncoder("gru", 5, 4, 1, True, 0.0).rnn) is nn.GRU
+    assert type(RecurrentEncoder("gru", 5, 4, 1, True, 0.0).rnn) is RNN_CELLS["gru"]  # nn.GRU's subclass
     enc = RecurrentEncoder("gru", 5, 4, 2, True, 0.1, layer_norm=True)
     assert isinstance(enc.rnn.cell, LayerNormGRUCell) and enc.rnn.bidirectional and enc.rnn.dropout == 0.1
     dec = RecurrentDecoder("lstm", 5, 6, 1, 0.0, attention, 8, True, "bridge", layer_norm=True)
@@ -316,7 +316,7 @@ def test_the_recipe_rejects_layer_norm_with_cell_rnn_in_one_line():
 
 
 def test_a_model_directory_without_the_key_still_loads(tmp_path, tiny_recipe_dict):
-    """A recipe.json written before layer_norm existed: the default (false), torch's own GRU."""
+    """A recipe.json written before layer_norm existed: the default (false), the nn.GRU of cell: gru."""
     from seq2seq import Translator
     from seq2seq.tasks import train
     recipe = tiny_recipe_dict | {"training": {**tiny_recipe_dict["training"], "max_steps": 2}}
@@ -327,7 +327,7 @@ def test_a_model_directory_without_the_key_still_loads(tmp_path, tiny_recipe_dic
         del saved["model"][side]["layer_norm"]
     (tmp_path / "m" / "recipe.json").write_text(json.dumps(saved))
     loaded = Translator.load(tmp_path / "m", "cpu")
-    assert type(loaded.model.encoder.rnn) is nn.GRU and len(loaded.translate(["abc"])) == 1
+    assert type(loaded.model.encoder.rnn) is RNN_CELLS["gru"] and len(loaded.translate(["abc"])) == 1
 
 
 def test_build_model_builds_the_normalised_cells_from_the_recipe(make_model):

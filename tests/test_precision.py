@@ -305,7 +305,8 @@ def test_the_commands_cap_onednn_primitive_cache_unless_the_user_set_it(given, s
 @pytest.mark.parametrize("packed", [False, True])
 def test_lstm_runs_in_fp32_under_cpu_bf16_autocast_where_onednn_has_no_bf16(monkeypatch, packed):
     """On an AVX2-only CPU oneDNN has no bf16 LSTM (torch raises); seq2seq's LSTM then leaves the
-    autocast region: the same outputs as fp32 nn.LSTM, packed or not, with a bf16 input and state."""
+    autocast region: the same outputs as fp32 nn.LSTM, packed or not, with a bf16 input and state.
+    (Without gradients: packed input with gradients runs on seq2seq's loop, test_packed_training.py.)"""
     import seq2seq.modules.lstm as lstm_module
     from torch.nn.utils.rnn import pack_padded_sequence
     monkeypatch.setattr(lstm_module, "onednn_has_bf16", lambda: False)
@@ -318,7 +319,7 @@ def test_lstm_runs_in_fp32_under_cpu_bf16_autocast_where_onednn_has_no_bf16(monk
     feed = pack_padded_sequence(x, torch.tensor([4, 2, 1]), batch_first=True) if packed else x
     want, (h, c) = plain(pack_padded_sequence(x.float(), torch.tensor([4, 2, 1]), batch_first=True)
                          if packed else x.float(), tuple(s.float() for s in hx))
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
         got, (h2, c2) = ours(feed, hx)
     got, want = (got.data, want.data) if packed else (got, want)
     assert got.dtype == torch.float32

@@ -73,10 +73,11 @@ def test_gru_cell_equals_nn_gru_outputs_and_gradients(layout):
 
 
 def test_cell_gru_is_nn_gru_whose_matmuls_run_in_bf16_under_cpu_autocast():
-    """`cell: gru` is torch's nn.GRU (faster under CPU bf16 autocast than the loop: recurrence.py);
+    """`cell: gru` is torch's nn.GRU (faster under CPU bf16 autocast than the loop: recurrence.py)
+    but for packed input with gradients (packed_training.py, tested in test_packed_training.py);
     under autocast its input projection and per-step matmuls run in bf16 by themselves."""
     gru = randomize(RNN_CELLS["gru"](5, 4, 1, batch_first=True), 2)
-    assert type(gru) is nn.GRU
+    assert isinstance(gru, nn.GRU) and type(gru).forward is not Recurrence.forward
     x = inputs(torch.float32, 1)[0]
     with bf16_autocast(), MatmulLog() as log:
         gru(x)

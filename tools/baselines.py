@@ -11,6 +11,9 @@ fast path computes, the way a step-by-step Python toolkit does it:
                       (instead of once over all target tokens)
     unbucketed        training batches drawn in random order, with the same token budget but no
                       length bucketing (more padding)
+    torch_packed_rnn  the encoders' GRU / LSTM train packed input on torch's own loop, whose
+                      backward is quadratic in the length (seq2seq/modules/packed_training.py),
+                      instead of seq2seq's loop
     torch_loss        the label-smoothed cross-entropy as torch composes it (F.cross_entropy:
                       log_softmax, nll_loss, a sum and their backwards) instead of the fused one
                       of seq2seq/loss.py
@@ -31,7 +34,7 @@ import seq2seq.loss as loss_module
 from seq2seq.errors import UserError
 from seq2seq.vocab import PAD
 
-BASELINES = ("stepwise_decoder", "stepwise_output", "unbucketed", "torch_loss")
+BASELINES = ("stepwise_decoder", "stepwise_output", "unbucketed", "torch_packed_rnn", "torch_loss")
 
 
 def _stepwise_output_forward(model, batch):
@@ -66,6 +69,10 @@ def apply_model_baseline(name: str, model) -> None:
         model.decoder.forward = model.decoder.forward_stepwise
     elif name == "stepwise_output":
         model.forward = types.MethodType(_stepwise_output_forward, model)
+    elif name == "torch_packed_rnn":
+        for module in model.modules():
+            if isinstance(module, torch.nn.RNNBase):
+                module.packed_on_loop = False
 
 
 def _torch_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0):

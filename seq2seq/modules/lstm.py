@@ -1,4 +1,5 @@
-"""nn.LSTM, but in fp32 inside a CPU bf16 autocast region on CPUs whose oneDNN has no bf16 LSTM.
+"""nn.LSTM, but in fp32 inside a CPU bf16 autocast region on CPUs whose oneDNN has no bf16 LSTM,
+and packed input with gradients on seq2seq's loop (packed_training.py).
 
 Under CPU bf16 autocast torch runs nn.LSTM through oneDNN's bf16 LSTM primitive, which needs
 AVX-512 (`torch.ops.mkldnn._is_mkldnn_bf16_supported()`); on an AVX2-only CPU (seen: AMD EPYC
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
+from seq2seq.modules.packed_training import lstm_on_loop
 from seq2seq.modules.recurrence import cpu_bf16
 
 
@@ -27,6 +29,9 @@ def onednn_has_bf16() -> bool:
 
 class LSTM(nn.LSTM):
     def forward(self, input, hx=None):
+        looped = lstm_on_loop(self, input, hx)
+        if looped is not None:
+            return looped
         if not cpu_bf16(input.data if isinstance(input, PackedSequence) else input) or onednn_has_bf16():
             return super().forward(input, hx)
         if isinstance(input, PackedSequence):

@@ -15,12 +15,15 @@ batch_sizes[t]: forward, the state sheds rows as sentences end; backward, it gai
 sentences begin (at their last token), each from its own initial state.
 
 The loop is `recur`, a function of the cell and per-(layer, direction) parameters. `cell: gru` and
-`cell: lstm` are not run on it but are torch's own nn.GRU / nn.LSTM: under CPU bf16 autocast their
-input projections and per-step matmuls already run in bf16 (autocast casts each weight once per
-region, its cache), and nn.GRU measured faster than this loop with GRUCell (the Multi30k reference
-recipe, tools/bench.py, one run: training 1.86x fp32 against 1.63x; beam-5 decoding 143 against 131
-sentences/s; greedy 441 against 336). GRUCell stays the loop's GRU: the oracle of the bf16 path's
-tests, and the base of cells that change the GRU's step.
+`cell: lstm` are torch's own nn.GRU / nn.LSTM for the decoders' padded input and for decoding:
+under CPU bf16 autocast their input projections and per-step matmuls already run in bf16 (autocast
+casts each weight once per region, its cache), and nn.GRU measured faster than this loop with
+GRUCell in the decoder's one-step calls (the Multi30k reference recipe, tools/bench.py, one run:
+training 1.86x fp32 against 1.63x; beam-5 decoding 143 against 131 sentences/s; greedy 441 against
+336). Packed input with gradients, the encoders' training, runs on this loop with GRUCell /
+LSTMCell instead, whose backward is linear in the length where torch's is not
+(packed_training.py). GRUCell is also the oracle of the bf16 path's tests, and the base of cells
+that change the GRU's step.
 
 Under CPU bf16 autocast (`cpu_bf16`: the only thing read of the precision) `recur` casts each
 layer-direction's matrices (`weight_*`) to bf16 once per call; the input projection of the whole
