@@ -92,3 +92,14 @@ def test_dropout_between_layers_in_training_only():
     out = gru.train()(packed)[0].data
     torch.testing.assert_close(out, expected)
     assert not torch.allclose(gru.eval()(packed)[0].data, expected)
+
+
+def test_bench_packed_prints_a_row_per_cell_precision_and_shape(capsys):
+    """tools/bench_packed.py on tiny shapes: one table row each, both ways timed."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import bench_packed
+    assert bench_packed.main(["--shapes", "3x6,2x4", "--size", "4", "--rounds", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| gru") or line.startswith("| lstm")]
+    assert len(rows) == 2 * 2 * 2 and all(row.endswith("x |") for row in rows)
