@@ -47,7 +47,7 @@ from seq2seq.tasks.translation.data import Corpus
 from seq2seq.tasks.translation.metric import VALID_METRICS
 from seq2seq.tasks.translation.model import Seq2Seq
 from seq2seq.tasks.translation.validation import Validation, validate
-from seq2seq.vocab import Vocab
+from seq2seq.vocab import PAD, Vocab
 
 
 def build_optimizer(params, cfg: TrainingConfig) -> torch.optim.Optimizer:
@@ -144,10 +144,15 @@ class Trainer:
     def batch_loss(self, batch: Batch) -> torch.Tensor:
         """The batch's summed teacher-forced loss (plus coverage loss), a scalar with gradient."""
         batch = batch.to(self.device)
-        with autocast(self.device, self.precision):
-            logits, weights = self.ddp(batch)
-        loss = sequence_nll(logits, batch.tgt_out, self.cfg.label_smoothing, batch.src,
-                            len(self.tgt_vocab))  # (copy: smoothing over the own slots)
+        if getattr(self.model, "copy", None) is not None and not self.cfg.label_smoothing:  # the reference pieces' alone
+            with autocast(self.device, self.precision):
+                log_p, weights = self.ddp(batch, targets_only=True)
+            loss = -(log_p * (batch.tgt_out != PAD)).sum()
+        else:
+            with autocast(self.device, self.precision):
+                logits, weights = self.ddp(batch)
+            loss = sequence_nll(logits, batch.tgt_out, self.cfg.label_smoothing, batch.src,
+                                len(self.tgt_vocab))  # (copy: smoothing over the own slots)
         if self.cfg.coverage_weight:
             loss = loss + self.cfg.coverage_weight * coverage_loss(weights, batch.tgt_out)
         return loss

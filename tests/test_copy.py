@@ -126,6 +126,34 @@ def test_copy_teacher_forced_equals_step_loop_and_feeds_back_unk(make_model):
     torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("coverage", [False, True])
+def test_target_log_probs_are_the_mixtures_at_the_targets_with_its_gradients(make_model, coverage):
+    """forward(targets_only=True), the training loss's input without label smoothing, is the whole
+    mixture gathered at tgt_out: vocabulary pieces, extended ids (copy only), and the gradient of
+    their sum with respect to every parameter (both computed in fp32, as the mixture is)."""
+    model = make_model(copy=True, attention={"coverage": coverage})
+    batch = collate(SRC, TGT)
+    full, weights = model(batch)
+    gathered = full.gather(-1, batch.tgt_out.unsqueeze(-1)).squeeze(-1)
+    grads_full = torch.autograd.grad(gathered[batch.tgt_out != 0].sum(), list(model.parameters()),
+                                     allow_unused=True)
+    alone, weights_alone = model(batch, targets_only=True)
+    assert alone.shape == batch.tgt_out.shape and alone.dtype == torch.float32
+    torch.testing.assert_close(alone, gathered, rtol=0, atol=1e-5)
+    torch.testing.assert_close(weights_alone, weights)
+    assert (batch.tgt_out >= 12).any()  # the extended ids were among the targets
+    grads = torch.autograd.grad(alone[batch.tgt_out != 0].sum(), list(model.parameters()), allow_unused=True)
+    for a, b in zip(grads_full, grads):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+
+
+def test_targets_only_needs_copy(make_model):
+    with pytest.raises(ValueError, match="copy"):
+        make_model()(collate([[4, 5]], [[6, 7]]), targets_only=True)
+
+
 def test_without_copy_the_model_is_unchanged(make_model):
     plain = make_model()
     assert plain.copy is None

@@ -14,6 +14,9 @@ fast path computes, the way a step-by-step Python toolkit does it:
     torch_packed_rnn  the encoders' GRU / LSTM train packed input on torch's own loop, whose
                       backward is quadratic in the length (seq2seq/modules/packed_training.py),
                       instead of seq2seq's loop
+    copy_mixture      with copy and no label smoothing, the loss reads the whole pointer-generator
+                      mixture over V + extra (the model's forward) instead of the reference
+                      pieces' log-probabilities alone (PointerGenerator.target_log_probs)
     torch_loss        the label-smoothed cross-entropy as torch composes it (F.cross_entropy:
                       log_softmax, nll_loss, a sum and their backwards) instead of the fused one
                       of seq2seq/loss.py
@@ -31,10 +34,11 @@ import torch
 import torch.nn.functional as F
 
 import seq2seq.loss as loss_module
+from seq2seq.device import autocast
 from seq2seq.errors import UserError
 from seq2seq.vocab import PAD
 
-BASELINES = ("stepwise_decoder", "stepwise_output", "unbucketed", "torch_packed_rnn", "torch_loss")
+BASELINES = ("stepwise_decoder", "stepwise_output", "unbucketed", "torch_packed_rnn", "copy_mixture", "torch_loss")
 
 
 def _stepwise_output_forward(model, batch):
@@ -93,7 +97,24 @@ def _with_torch_loss(batch_loss):
     return slow
 
 
+def _with_copy_mixture(trainer):
+    """A trainer's batch_loss through the model's whole output (the mixture, then sequence_nll)."""
+    def slow(batch):
+        batch = batch.to(trainer.device)
+        with autocast(trainer.device, trainer.precision):
+            logits, weights = trainer.ddp(batch)
+        loss = loss_module.sequence_nll(logits, batch.tgt_out)
+        if trainer.cfg.coverage_weight:
+            loss = loss + trainer.cfg.coverage_weight * loss_module.coverage_loss(weights, batch.tgt_out)
+        return loss
+    return slow
+
+
 def apply_trainer_baseline(name: str, trainer) -> None:
+    if name == "copy_mixture":
+        if trainer.model.copy is None or trainer.cfg.label_smoothing:
+            raise UserError("the copy_mixture baseline needs model.copy and no training.label_smoothing")
+        trainer.batch_loss = _with_copy_mixture(trainer)
     if name == "torch_loss":
         trainer.batch_loss = _with_torch_loss(trainer.batch_loss)
     if name != "unbucketed":

@@ -74,15 +74,26 @@ class Seq2Seq(nn.Module):
             return logits
         return self.copy(logits, att, embedded, weights, memory.src, memory.extra)
 
-    def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, batch: Batch, targets_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced logits (B, T, V) and attention weights (B, T, S). With copy the first
         are log-probabilities (B, T, V + extra): log_softmax leaves them as they are, so the
-        losses that take logits take them too."""
+        losses that take logits take them too. `targets_only` (copy only): instead of those,
+        the log-probabilities of batch.tgt_out alone (B, T), what the loss without label
+        smoothing reads (PointerGenerator.target_log_probs)."""
         memory, state = self.encode(batch.src, batch.src_lengths)
         if self.training and self.teacher_forcing < 1.0:
-            return self._scheduled_sampling(batch.tgt_in, memory, state)
+            logits, weights = self._scheduled_sampling(batch.tgt_in, memory, state)
+            if targets_only:
+                logits = logits.gather(-1, batch.tgt_out.unsqueeze(-1)).squeeze(-1).float()
+            return logits, weights
         embedded = self.embedding_dropout(self._embed(self.tgt_embed, batch.tgt_in))  # (B, T, E)
         att, weights, _ = self.decoder(embedded, memory, state)
+        if targets_only:
+            if self.copy is None:
+                raise ValueError("targets_only is for a model with copy")
+            att = self.output_dropout(att)
+            return self.copy.target_log_probs(self.generator(att), att, embedded, weights, memory.src,
+                                              batch.tgt_out), weights
         return self._output(att, embedded, weights, memory), weights
 
     def _scheduled_sampling(self, tgt_in, memory, state):
