@@ -59,6 +59,7 @@ class VocabConfig:
     character_coverage: float = field(default=1.0, metadata=_range(0.5, 1.0))
     max_sentences: int = field(default=200_000, metadata=_range(1))  # sentences used to train
     normalization: Literal["nmt_nfkc", "nmt_nfkc_cf", "nfkc", "nfkc_cf", "identity"] = "nmt_nfkc"  # sentencepiece's rule; *_cf fold case (outputs come out lowercased)
+    symbols: tuple[str, ...] = ()  # words always one piece (e.g. DialogSum's #Person1#): seq2seq/vocab.py
 
 
 @dataclass(frozen=True)

@@ -64,9 +64,21 @@ def _longest_line(files: list[Path]) -> int:
     return longest
 
 
+def user_symbols(symbols: tuple[str, ...]) -> list[str]:
+    """sentencepiece's user_defined_symbols for vocab.symbols: each symbol as it is and in its
+    word-initial form ('▁' + symbol), so that a symbol after a space is one piece, not a lone '▁'
+    and the symbol (the longest match wins). A symbol holding whitespace could never match."""
+    for s in symbols:
+        if not s or any(c.isspace() for c in s) or s.startswith("▁"):
+            raise UserError(f"vocab.symbols: {s!r} is not a symbol: one word, without spaces or a "
+                            f"leading '▁' (the word-initial form is added)")
+    return [form for s in dict.fromkeys(symbols) for form in ("▁" + s, s)]
+
+
 def train_sentencepiece(files: list[Path], prefix: Path, cfg: VocabConfig, verbatim: bool = False) -> Vocab:
     """Train a model on `files` (one sentence per line) into `prefix`.model / .vocab; every line
     counts, however long; fewer pieces than vocab.size (all the data holds) are said in a line.
+    vocab.symbols are pieces of their own (user_symbols).
     `verbatim`: pieces spell the text exactly as written (no normalisation, spaces kept, no
     dummy prefix), so decode(encode(line)) == line for every known character (language models);
     otherwise the text is normalised by vocab.normalization (sentencepiece's rule, kept in the model,
@@ -87,6 +99,7 @@ def train_sentencepiece(files: list[Path], prefix: Path, cfg: VocabConfig, verba
             num_threads=2,
             hard_vocab_limit=False,  # small corpora: fewer pieces rather than an error
             max_sentence_length=max(4192, _longest_line(files)),  # (its default skips longer lines)
+            user_defined_symbols=user_symbols(cfg.symbols),
             **exact,
         )
     except (RuntimeError, ValueError) as e:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from seq2seq.config import VocabConfig
+from seq2seq.recipe_io import load_recipe
+from seq2seq.errors import UserError
 from seq2seq.vocab import UNK, train_sentencepiece
 
 
@@ -39,3 +43,37 @@ def test_case_folding_is_kept_in_the_model(tmp_path):
     assert folded.decode(folded.encode(["The City"])) == ["the city"]
     kept = train_sentencepiece([text], tmp_path / "kept", VocabConfig(model_type="word", size=30))
     assert len(kept) == 4 + 9 and kept.encode(["The"]) != kept.encode(["the"])
+
+
+def test_symbols_are_one_piece_after_a_space_or_not(tmp_path):
+    """vocab.symbols: '#Person1#' is one piece ('▁#Person1#' after a space, '#Person1#' after '('),
+    where sentencepiece alone splits it into '▁#', 'Person', '1#' (three pieces, so that a
+    summary's trigram blocking forbade naming a speaker twice); text comes back unchanged."""
+    text = tmp_path / "text.txt"
+    text.write_text("#Person1# asks #Person2# about the trip. (#Person2#) says it was long.\n" * 30
+                    + "the person asked about the city and the town.\n" * 30, encoding="utf-8")
+    line = "#Person1# asks #Person2# about (#Person1#) the trip."
+    plain = train_sentencepiece([text], tmp_path / "plain", VocabConfig(size=40))
+    assert "▁#Person1#" not in plain.pieces(plain.encode([line])[0])
+    vocab = train_sentencepiece([text], tmp_path / "sym",
+                                VocabConfig(size=40, symbols=("#Person1#", "#Person2#")))
+    pieces = vocab.pieces(vocab.encode([line])[0])
+    assert pieces[0] == "▁#Person1#"
+    assert pieces.count("▁#Person1#") == 1 and pieces.count("▁#Person2#") == 1
+    assert pieces.count("#Person1#") == 1  # after '(': no space before it
+    assert vocab.decode(vocab.encode([line])) == [line]
+
+
+def test_a_symbol_with_a_space_is_a_recipe_error(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("a b c\n" * 10, encoding="utf-8")
+    for bad in ("two words", "", "▁x"):
+        with pytest.raises(UserError, match=r"^vocab.symbols: "):
+            train_sentencepiece([text], tmp_path / "spm", VocabConfig(model_type="char", size=8,
+                                                                      symbols=(bad,)))
+
+
+def test_symbols_in_a_recipe(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("vocab: {symbols: ['#Person1#', '#Person2#']}\n", encoding="utf-8")
+    assert load_recipe(recipe).vocab.symbols == ("#Person1#", "#Person2#")
