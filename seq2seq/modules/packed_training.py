@@ -8,10 +8,10 @@ bidirectional layer of 128, forward and backward together, `recur`'s speed-up ov
 
 | batch x longest | GRU fp32 | GRU bf16 | LSTM fp32 | LSTM bf16 |
 |---|---|---|---|---|
-| 300 x 20 (Multi30k-like) | 1.37x | 1.01x | 1.55x | 0.97x |
-| 28 x 320 (DialogSum-like) | 2.65x | 1.73x | 4.44x | 2.00x |
+| 300 x 20 (Multi30k-like) | 1.23x | 1.04x | 1.42x | 1.12x |
+| 28 x 320 (DialogSum-like) | 3.44x | 1.96x | 6.08x | 2.06x |
 
-(2-core AMD EPYC Zen 4, median of 5; `python tools/bench_packed.py` prints this table.) Without
+(2-core AMD EPYC Zen 4, median of 5, one run alone; `python tools/bench_packed.py` prints this table.) Without
 gradients (decoding) there is no backward, and torch's own loop is kept; so it is for padded
 (unpacked) input, which the decoders pass. Parameters, names and weight files are nn.GRU's /
 nn.LSTM's, so a trained model loads in either.
