@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import os
 import sys
 import traceback
@@ -105,6 +107,29 @@ def add_labelling_options(p, unit: str) -> None:
     p.add_argument("--output", help="file to write (default stdout)")
     p.add_argument("--batch-size", type=int, help=f"{unit} per batch (default: the recipe's decoding.batch_size)")
     add_model_options(p)
+
+
+def add_length_penalty_option(p) -> None:
+    """--length-penalty, for the commands that run a beam search (translate, summarize, evaluate)."""
+    p.add_argument("--length-penalty", type=float,
+                   help="GNMT alpha of the beam search: a hypothesis' log-probability divided by "
+                        "((5 + length) / 6) ** alpha; 0: none; default: the recipe's decoding.length_penalty")
+
+
+def check_length_penalty(args) -> None:
+    """--length-penalty, when given, is a number >= 0 (a one-line error otherwise)."""
+    value = args.length_penalty
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise UserError(f"--length-penalty: must be a number >= 0, got {value}")
+
+
+def with_length_penalty(decoding, args):
+    """The recipe's decoding section with --length-penalty; None when it is not given, so that
+    the recipe's applies."""
+    check_length_penalty(args)
+    if args.length_penalty is None:
+        return None
+    return dataclasses.replace(decoding, length_penalty=args.length_penalty)
 
 
 def add_sampling_options(p) -> None:

@@ -8,7 +8,7 @@ accuracy. Several translation or summarisation MODEL_DIRs are scored as one ense
 
 from __future__ import annotations
 
-from seq2seq.cli.common import ArgumentParser, add_model_options, run
+from seq2seq.cli.common import ArgumentParser, add_length_penalty_option, add_model_options, run
 from seq2seq.errors import UserError
 from seq2seq.tasks.summarization.metric import MULTI_REFERENCE
 
@@ -30,6 +30,7 @@ def parser() -> ArgumentParser:
                         "sacreBLEU's BLEU and chrF take all references at once")
     p.add_argument("--beam-size", type=int, help="1 for greedy; default from the recipe")
     p.add_argument("--batch-size", type=int, help="sentences per batch")
+    add_length_penalty_option(p)
     p.add_argument("--output", help="also write the translations here")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_model_options(p)

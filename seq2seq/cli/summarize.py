@@ -1,5 +1,5 @@
 """seq2seq-summarize MODEL_DIR [MODEL_DIR ...] [FILE ...] [--output F] [--beam-size N]
-[--min-length N] [--max-length N] [--no-repeat-ngram-size N] [--sampling beam|greedy|topk:K|topp:P]
+[--min-length N] [--max-length N] [--no-repeat-ngram-size N] [--length-penalty A] [--sampling beam|greedy|topk:K|topp:P]
 [--temperature T] [--seed S] [--buffer-size N]: documents one per line -> summaries one per line
 (the 1-best, or one sample). With --buffer-size N, or when stdin is a terminal (N = 1), each N
 documents are summarised as soon as they are read and their summaries flushed
@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from seq2seq.cli.common import (ArgumentParser, add_model_options, add_sampling_options, check_sizes,
+from seq2seq.cli.common import (ArgumentParser, add_length_penalty_option, add_model_options,
+                                add_sampling_options, check_length_penalty, check_sizes,
                                 decoding_choice, read_input, run, write_output)
 from seq2seq.cli.streaming import (add_buffer_option, batches, buffer_size, file_lines, stdin_lines,
                                    write_batches)
@@ -32,6 +33,7 @@ def parser() -> ArgumentParser:
     p.add_argument("--min-length", type=int, help="pieces before the summary may end")
     p.add_argument("--max-length", type=int, help="at most this many pieces (0: no cap)")
     p.add_argument("--no-repeat-ngram-size", type=int, help="never repeat an n-gram (0: off)")
+    add_length_penalty_option(p)
     p.add_argument("--batch-size", type=int, help="documents per batch")
     add_buffer_option(p)
     add_sampling_options(p)
@@ -43,6 +45,7 @@ def main(argv) -> int:
     args = parser().parse_args(argv)
     check_sizes(args, ("beam_size", "batch_size", "buffer_size"))
     check_sizes(args, ("min_length", "max_length", "no_repeat_ngram_size"), minimum=0)
+    check_length_penalty(args)
     from seq2seq.tasks.summarization.summarizer import Summarizer
     choice = decoding_choice(args)  # its errors before the model loads
     models = [args.model_dir]
@@ -61,6 +64,7 @@ def main(argv) -> int:
     def summarize(first: int, documents: list[str], progress: bool = False) -> list[str]:
         return summarizer.summarize(documents, min_length=args.min_length, max_length=args.max_length,
                                     no_repeat_ngram_size=args.no_repeat_ngram_size,
+                                    length_penalty=args.length_penalty,
                                     batch_size=args.batch_size, progress=progress,
                                     first_index=first, **choice)
 

@@ -36,7 +36,8 @@ class Summarizer(Translator):
 
     def summarize(self, documents: list[str], beam_size: int | None = None, *,
                   min_length: int | None = None, max_length: int | None = None,
-                  no_repeat_ngram_size: int | None = None, batch_size: int | None = None,
+                  no_repeat_ngram_size: int | None = None, length_penalty: float | None = None,
+                  batch_size: int | None = None,
                   progress: bool = False, sampling: str | None = None,
                   temperature: float | None = None, seed: int | None = None,
                   first_index: int = 0) -> list[str]:
@@ -45,9 +46,9 @@ class Summarizer(Translator):
         `sampling` ('topk:K', 'topp:P'), `temperature`, `seed`, `first_index`: one sample per
         document, as Translator.translate_full draws them."""
         changes = {"min_length": min_length, "max_length": max_length,
-                   "no_repeat_ngram_size": no_repeat_ngram_size}
+                   "no_repeat_ngram_size": no_repeat_ngram_size, "length_penalty": length_penalty}
         for name, value in changes.items():
-            if value is not None and value < 0:
+            if value is not None and not 0 <= value < float("inf"):
                 raise UserError(f"{name}: must be >= 0, got {value}")
         decoding = dataclasses.replace(self.recipe.decoding,
                                        **{k: v for k, v in changes.items() if v is not None})
