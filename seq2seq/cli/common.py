@@ -109,27 +109,36 @@ def add_labelling_options(p, unit: str) -> None:
     add_model_options(p)
 
 
-def add_length_penalty_option(p) -> None:
-    """--length-penalty, for the commands that run a beam search (translate, summarize, evaluate)."""
+SEARCH_SIZES = ("min_length", "max_length", "no_repeat_ngram_size")  # the search options that count pieces
+
+
+def add_search_options(p) -> None:
+    """--min-length, --max-length, --no-repeat-ngram-size and --length-penalty, for the commands
+    that run a search (translate, summarize, evaluate); each replaces the recipe's decoding value."""
+    p.add_argument("--min-length", type=int, help="pieces before the output may end (0: none)")
+    p.add_argument("--max-length", type=int, help="at most this many pieces (0: no cap)")
+    p.add_argument("--no-repeat-ngram-size", type=int, help="never repeat an n-gram of this many pieces (0: off)")
     p.add_argument("--length-penalty", type=float,
                    help="GNMT alpha of the beam search: a hypothesis' log-probability divided by "
                         "((5 + length) / 6) ** alpha; 0: none; default: the recipe's decoding.length_penalty")
 
 
-def check_length_penalty(args) -> None:
-    """--length-penalty, when given, is a number >= 0 (a one-line error otherwise)."""
+def check_search_options(args) -> None:
+    """The search options, when given: whole numbers >= 0, and a length penalty that is a number
+    >= 0 (a one-line error otherwise)."""
+    check_sizes(args, SEARCH_SIZES, minimum=0)
     value = args.length_penalty
     if value is not None and not (math.isfinite(value) and value >= 0):
         raise UserError(f"--length-penalty: must be a number >= 0, got {value}")
 
 
-def with_length_penalty(decoding, args):
-    """The recipe's decoding section with --length-penalty; None when it is not given, so that
+def with_search_options(decoding, args):
+    """The recipe's decoding section with the search options given; None when none is, so that
     the recipe's applies."""
-    check_length_penalty(args)
-    if args.length_penalty is None:
-        return None
-    return dataclasses.replace(decoding, length_penalty=args.length_penalty)
+    check_search_options(args)
+    changes = {name: getattr(args, name) for name in (*SEARCH_SIZES, "length_penalty")}
+    changes = {name: value for name, value in changes.items() if value is not None}
+    return dataclasses.replace(decoding, **changes) if changes else None
 
 
 def add_sampling_options(p) -> None:

@@ -1,5 +1,6 @@
 """seq2seq-evaluate MODEL_DIR [MODEL_DIR ...] --src F --ref F [--ref F ...] [--metric bleu|rouge]
-[--multi-ref best|mean] [--beam-size N] [--json]: sacreBLEU BLEU and chrF, or ROUGE-1/2/L F1 (rouge-score,
+[--multi-ref best|mean] [--beam-size N] [--min-length N] [--max-length N] [--no-repeat-ngram-size N]
+[--length-penalty A] [--json]: sacreBLEU BLEU and chrF, or ROUGE-1/2/L F1 (rouge-score,
 stemmed); several --ref files are several references per line. A classifier's MODEL_DIR: --src texts, --ref class names (one
 per line) -> accuracy and macro-F1. A language model's: --src text alone -> perplexity and bits
 per character. A tagger's: --src a CoNLL file with the gold tags -> entity P/R/F1 and token
@@ -8,7 +9,7 @@ accuracy. Several translation or summarisation MODEL_DIRs are scored as one ense
 
 from __future__ import annotations
 
-from seq2seq.cli.common import ArgumentParser, add_length_penalty_option, add_model_options, run
+from seq2seq.cli.common import ArgumentParser, add_model_options, add_search_options, run
 from seq2seq.errors import UserError
 from seq2seq.tasks.summarization.metric import MULTI_REFERENCE
 
@@ -30,7 +31,7 @@ def parser() -> ArgumentParser:
                         "sacreBLEU's BLEU and chrF take all references at once")
     p.add_argument("--beam-size", type=int, help="1 for greedy; default from the recipe")
     p.add_argument("--batch-size", type=int, help="sentences per batch")
-    add_length_penalty_option(p)
+    add_search_options(p)
     p.add_argument("--output", help="also write the translations here")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_model_options(p)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from seq2seq.cli.common import (ArgumentParser, add_length_penalty_option, add_model_options,
-                                add_sampling_options, check_length_penalty, check_sizes,
+from seq2seq.cli.common import (ArgumentParser, add_model_options, add_sampling_options,
+                                add_search_options, check_search_options, check_sizes,
                                 decoding_choice, read_input, run, write_output)
 from seq2seq.cli.streaming import (add_buffer_option, batches, buffer_size, file_lines, stdin_lines,
                                    write_batches)
@@ -30,10 +30,7 @@ def parser() -> ArgumentParser:
     p.add_argument("files", nargs="*", help="files of documents, one per line (default stdin)")
     p.add_argument("--output", help="file to write (default stdout)")
     p.add_argument("--beam-size", type=int, help="1 for greedy; default from the recipe")
-    p.add_argument("--min-length", type=int, help="pieces before the summary may end")
-    p.add_argument("--max-length", type=int, help="at most this many pieces (0: no cap)")
-    p.add_argument("--no-repeat-ngram-size", type=int, help="never repeat an n-gram (0: off)")
-    add_length_penalty_option(p)
+    add_search_options(p)
     p.add_argument("--batch-size", type=int, help="documents per batch")
     add_buffer_option(p)
     add_sampling_options(p)
@@ -44,8 +41,7 @@ def parser() -> ArgumentParser:
 def main(argv) -> int:
     args = parser().parse_args(argv)
     check_sizes(args, ("beam_size", "batch_size", "buffer_size"))
-    check_sizes(args, ("min_length", "max_length", "no_repeat_ngram_size"), minimum=0)
-    check_length_penalty(args)
+    check_search_options(args)
     from seq2seq.tasks.summarization.summarizer import Summarizer
     choice = decoding_choice(args)  # its errors before the model loads
     models = [args.model_dir]

@@ -1,4 +1,5 @@
 """seq2seq-translate MODEL_DIR [MODEL_DIR ...] [--beam-size N] [--nbest N] [--batch-size N] [--input F] [--output F]
+[--min-length N] [--max-length N] [--no-repeat-ngram-size N] [--length-penalty A]
 [--sampling beam|greedy|topk:K|topp:P] [--temperature T] [--seed S] [--buffer-size N]
 
 One output line per input line; an empty or whitespace-only input line gives an empty output line.
@@ -26,9 +27,9 @@ first one's recipe gives the decoding settings.
 
 from __future__ import annotations
 
-from seq2seq.cli.common import (ArgumentParser, add_length_penalty_option, add_model_options,
-                                add_sampling_options, check_length_penalty, check_sizes,
-                                decoding_choice, read_input, run, with_length_penalty, write_output)
+from seq2seq.cli.common import (ArgumentParser, add_model_options, add_sampling_options,
+                                add_search_options, check_search_options, check_sizes,
+                                decoding_choice, read_input, run, with_search_options, write_output)
 from seq2seq.cli.streaming import (add_buffer_option, batches, buffer_size, file_lines, stdin_lines,
                                    write_batches)
 from seq2seq.errors import UserError
@@ -47,7 +48,7 @@ def parser() -> ArgumentParser:
                         "(at most the beam size; with --sampling, N samples); default: the "
                         "recipe's decoding.nbest")
     p.add_argument("--batch-size", type=int, help="sentences per batch")
-    add_length_penalty_option(p)
+    add_search_options(p)
     p.add_argument("--input", help="file with one sentence per line (default stdin)")
     p.add_argument("--output", help="file to write (default stdout)")
     add_buffer_option(p)
@@ -66,12 +67,12 @@ def nbest_lines(results, first: int = 0) -> list[str]:
 def main(argv) -> int:
     args = parser().parse_args(argv)
     check_sizes(args, ("beam_size", "batch_size", "nbest", "buffer_size"))
-    check_length_penalty(args)
+    check_search_options(args)
     from seq2seq.tasks.translation.translator import Translator
     choice = decoding_choice(args)  # its errors before the model loads
     translator = Translator.load(args.model_dir, args.device, args.weights, args.precision)
     decoding = translator.recipe.decoding
-    changed = with_length_penalty(decoding, args)  # None: the recipe's
+    changed = with_search_options(decoding, args)  # None: the recipe's
     beam, nbest = choice.get("beam_size") or decoding.beam_size, args.nbest or decoding.nbest
     if nbest > beam and "sampling" not in choice:
         given = "--nbest" if args.nbest else "decoding.nbest in the model's recipe"

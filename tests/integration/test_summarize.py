@@ -258,11 +258,12 @@ def test_shipped_recipes_load(name):
     assert recipe.model.attention.coverage or "model.attention.coverage=true" in recipe.training.last_phase
 
 
-def test_length_penalty_flag(trained, workdir):
-    """--length-penalty on seq2seq-summarize, seq2seq-evaluate and seq2seq-translate replaces the
-    recipe's decoding.length_penalty: the outputs are the Python API's with that penalty, and the
-    n-best scores (log-probability / ((5 + length) / 6) ** alpha) change with it; a negative or
-    non-number value is a one-line error before the model loads."""
+def test_search_flags(trained, workdir):
+    """--length-penalty, --min-length, --max-length and --no-repeat-ngram-size on seq2seq-summarize,
+    seq2seq-evaluate and seq2seq-translate replace the recipe's decoding values: the outputs are the
+    Python API's with them, and the n-best scores (log-probability / ((5 + length) / 6) ** alpha)
+    change with the penalty; a negative or non-number value is a one-line error before the model
+    loads."""
     docs = [d for d, _ in documents(6, seed=7)]
     src = write(workdir / "lp.src", docs)
     summarizer = Summarizer.load(trained, "cpu")
@@ -281,11 +282,28 @@ def test_length_penalty_flag(trained, workdir):
         assert result.returncode == 0, result.stderr
         scores[alpha] = [float(line.rsplit("|||", 1)[1]) for line in result.stdout.splitlines()]
     assert all(s0 < s4 < 0 for s0, s4 in zip(scores["0"], scores["4"]))  # divided by more than 1
+    # the other search options, the same way on the three commands
+    options = ("--min-length", "9", "--max-length", "14", "--no-repeat-ngram-size", "2")
+    expected = summarizer.summarize(docs, beam_size=3, min_length=9, max_length=14, no_repeat_ngram_size=2)
+    assert expected != summarizer.summarize(docs, beam_size=3)
+    result = in_process("summarize", trained, src, "--beam-size", "3", *options)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == expected
+    result = in_process("translate", trained, "--input", src, "--beam-size", "3", *options)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == expected
+    result = in_process("evaluate", trained, "--src", src, "--ref", src, "--metric", "rouge",
+                        "--beam-size", "3", *options, "--output", workdir / "opts.out")
+    assert result.returncode == 0, result.stderr
+    assert (workdir / "opts.out").read_text(encoding="utf-8").splitlines() == expected
     for command_args in (("summarize", trained, src), ("translate", trained, "--input", src),
                          ("evaluate", trained, "--src", src, "--ref", src)):
         for bad in ("-1", "nan"):
             result = in_process(*command_args, "--length-penalty", bad)
             assert result.returncode != 0
             assert result.stderr == f"error: --length-penalty: must be a number >= 0, got {float(bad)}\n"
+        result = in_process(*command_args, "--no-repeat-ngram-size", "-2")
+        assert result.returncode != 0
+        assert result.stderr == "error: --no-repeat-ngram-size: must be at least 0, got -2\n"
     with pytest.raises(Exception, match="length_penalty: must be >= 0"):
         summarizer.summarize(docs, length_penalty=-0.5)

@@ -198,7 +198,7 @@ def evaluate(args) -> int:
     against the --ref files (several: several references per line) by sacreBLEU BLEU and chrF, or
     with --metric rouge by ROUGE-1/2/L F1; the arguments are seq2seq-evaluate's
     (seq2seq/cli/evaluate.py)."""
-    from seq2seq.cli.common import check_length_penalty, check_sizes, with_length_penalty, write_output
+    from seq2seq.cli.common import check_search_options, check_sizes, with_search_options, write_output
     from seq2seq.lines import read_lines
     from seq2seq.tasks.summarization.metric import rouge
     from seq2seq.tasks.translation.data import check_parallel
@@ -206,7 +206,7 @@ def evaluate(args) -> int:
     if not args.ref:
         raise UserError("the following arguments are required: --ref (see seq2seq-evaluate --help)")
     check_sizes(args)
-    check_length_penalty(args)
+    check_search_options(args)
     for ref in args.ref:
         check_parallel(Path(args.src), Path(ref))
     translator = Translator.load(args.model_dir, args.device, args.weights, args.precision)
@@ -216,7 +216,7 @@ def evaluate(args) -> int:
     src, streams = read_lines(Path(args.src)), [read_lines(Path(ref)) for ref in args.ref]
     beam = args.beam_size or translator.recipe.decoding.beam_size
     hyps = translator.translate(src, beam, args.batch_size, progress=len(src) > 500,
-                                decoding=with_length_penalty(translator.recipe.decoding, args))
+                                decoding=with_search_options(translator.recipe.decoding, args))
     if args.output:
         write_output(hyps, args.output)
     if args.metric == "rouge":
