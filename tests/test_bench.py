@@ -261,3 +261,26 @@ def test_bench_variant_with_a_baseline(tmp_path, data_dir, tiny_recipe_dict, cap
     with pytest.raises(UserError, match="unbucketed baseline needs training.batch_type=tokens"):
         bench.main([str(recipe), "--data-dir", str(data_dir), "--steps", "1", "--decode-sentences", "0",
                     "--matmul-size", "64", "--variant", "x:baseline=unbucketed"])
+
+
+def test_bench_profile_lists_the_operators_of_the_training_steps(tmp_path, data_dir, tiny_recipe_dict, capsys):
+    """--profile N: N more training steps under torch.profiler after the timed ones; the operators
+    by self time, with shares that sum to at most 1 and the GRU decoder's matmuls among them, on
+    stderr and in --json; a negative N is a user error."""
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe_dict), encoding="utf-8")
+    out = tmp_path / "bench.json"
+    assert bench.main([str(recipe), "--data-dir", str(data_dir), "--steps", "2", "--warmup", "0",
+                       "--decode-sentences", "0", "--matmul-size", "64", "--profile", "3",
+                       "--json", str(out)]) == 0
+    assert "3 training steps under torch.profiler, operators by self CPU time" in capsys.readouterr().err
+    report = json.loads(out.read_text())
+    rows = report["variants"][0]["profile"]
+    assert report["settings"]["profile"] == 3
+    assert 1 <= len(rows) <= 15
+    shares = [r["share"] for r in rows]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1 + 1e-9
+    assert all(r["ms_per_step"] >= 0 and r["calls_per_step"] > 0 for r in rows)
+    assert any(r["op"] in ("aten::mm", "aten::addmm", "aten::bmm", "aten::linear") for r in rows)
+    with pytest.raises(UserError, match="--profile >= 0"):
+        bench.main([str(recipe), "--profile", "-1"])

@@ -23,6 +23,10 @@ seq2seq/device.py) and decodes, greedy and beam, in each of --decode-precision (
 decoding.precision): fp32, bf16 (autocast) or int8 (device.quantize_int8, CPU only). The table
 names the precision of every figure that depends on one.
 
+`--profile N` runs N more training steps (translation and summarisation recipes) under
+torch.profiler after the timed ones, and lists the operators that take the most self time: where
+what remains goes (shares of a step, not rates, since the profiler costs time of its own).
+
 MFU = model FLOP/s / matmul FLOP/s, both measured in this run: the model's FLOPs are counted from
 its shapes on real tokens (tools/flops.py; training = 3 x forward), the machine's rate is a dense
 matmul in the precision the training steps ran in, timed just before and just after each
@@ -51,8 +55,8 @@ import torch
 from baselines import BASELINES, apply_model_baseline, apply_trainer_baseline
 from bench_tasks import ROOMS, bench_task
 from flops import TRAINING_FACTOR, forward_flops
-from measure import (PRECISIONS, matmul_rates, model_in, peak_memory, reset_peak_memory, sync, timed_steps,
-                     utilisation)
+from measure import (PRECISIONS, matmul_rates, model_in, peak_memory, profile_table, profiled_steps,
+                     reset_peak_memory, sync, timed_steps, utilisation)
 from seq2seq.batch import collate
 from seq2seq.checkpoint import load_meta
 from seq2seq.cli.common import run
@@ -216,6 +220,12 @@ def bench_seq2seq(entry: Entry, args, work: Path, cache: dict, device: torch.dev
           file=sys.stderr)
     result.update(measure_training(trainer, corpus, batches, args.warmup, device))
     result.update(utilisation(result, before, matmul_rates(device, n), result.pop("train_flops"), precision))
+    if args.profile:  # after the timed steps and rates, so that it changes none of them
+        profiled = [batches[args.warmup + i % args.steps] for i in range(args.profile)]
+        result["profile"] = profiled_steps(trainer, profiled, device)
+        print(f"bench: {entry.name}: {args.profile} training steps under torch.profiler, operators by self "
+              f"{'GPU' if device.type == 'cuda' else 'CPU'} time:\n{profile_table(result['profile'])}",
+              file=sys.stderr)
     trainer.optimizer.zero_grad(set_to_none=True)
 
     if args.decode_sentences > 0:
@@ -350,6 +360,9 @@ def parser() -> argparse.ArgumentParser:
                    help="first sentences (texts, lines) of the recipe's last test split, else of its valid "
                         "split, for decoding (inference); 0: skip it")
     p.add_argument("--beam-size", type=int, default=5)
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="after the timed steps, N more training steps under torch.profiler: the operators "
+                        "that take the most self time, on stderr and in --json (0: none)")
     p.add_argument("--decode-precision", metavar="P,...",
                    help="decode in each of these (auto, fp32, bf16, int8); default: each entry's decoding.precision")
     p.add_argument("--generate-units", type=int, default=200,
@@ -369,8 +382,10 @@ def main(argv) -> int:
     args.entries = [e for e in args.entries if "=" not in e]
     if not args.entries:
         raise UserError("give at least one recipe or model directory")
-    if min(args.steps, args.beam_size, args.generate_units) < 1 or min(args.warmup, args.decode_sentences) < 0:
-        raise UserError("--steps, --beam-size and --generate-units must be >= 1, --warmup and --decode-sentences >= 0")
+    if min(args.steps, args.beam_size, args.generate_units) < 1 or min(args.warmup, args.decode_sentences,
+                                                                        args.profile) < 0:
+        raise UserError("--steps, --beam-size and --generate-units must be >= 1, --warmup, --decode-sentences "
+                        "and --profile >= 0")
     entries = parse_entries(args)
     for e in entries:  # devices and precisions that cannot be had: said before any work
         decode_precisions(e.recipe, args, resolve_device(e.recipe.training.device))
@@ -390,7 +405,7 @@ def main(argv) -> int:
                     torch.cuda.is_available() else None, "cudnn": torch.backends.cudnn.version() if
                     torch.cuda.is_available() else None},
         "settings": {k: getattr(args, k) for k in ("steps", "warmup", "decode_sentences", "beam_size",
-                                                    "decode_precision", "generate_units", "device",
+                                                    "decode_precision", "generate_units", "device", "profile",
                                                     "matmul_size", "overrides", "variant", "data_dir")},
         "variants": [{**r, "recipe": to_dict(e.recipe)} for r, e in zip(results, entries)],
         "ratios": {r["name"]: {k: r[k] / base[k] for _, k, _ in rows(results, args.beam_size)
