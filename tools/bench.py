@@ -55,7 +55,7 @@ import torch
 from baselines import BASELINES, apply_model_baseline, apply_trainer_baseline
 from bench_tasks import ROOMS, bench_task
 from flops import TRAINING_FACTOR, forward_flops
-from measure import (PRECISIONS, matmul_rates, model_in, peak_memory, profile_table, profiled_steps,
+from measure import (PRECISIONS, matmul_rates, model_in, peak_memory, profiled_steps,
                      reset_peak_memory, sync, timed_steps, utilisation)
 from seq2seq.batch import collate
 from seq2seq.checkpoint import load_meta
@@ -222,10 +222,9 @@ def bench_seq2seq(entry: Entry, args, work: Path, cache: dict, device: torch.dev
     result.update(utilisation(result, before, matmul_rates(device, n), result.pop("train_flops"), precision))
     if args.profile:  # after the timed steps and rates, so that it changes none of them
         profiled = [batches[args.warmup + i % args.steps] for i in range(args.profile)]
-        result["profile"] = profiled_steps(trainer, profiled, device)
+        result["profile"], text = profiled_steps(trainer, profiled, device)
         print(f"bench: {entry.name}: {args.profile} training steps under torch.profiler, operators by self "
-              f"{'GPU' if device.type == 'cuda' else 'CPU'} time:\n{profile_table(result['profile'])}",
-              file=sys.stderr)
+              f"{'GPU' if device.type == 'cuda' else 'CPU'} time:\n{text}", file=sys.stderr)
     trainer.optimizer.zero_grad(set_to_none=True)
 
     if args.decode_sentences > 0:

@@ -63,11 +63,12 @@ def timed_steps(trainer, batches: list[np.ndarray], warmup: int, device: torch.d
             "train_units": units}
 
 
-def profiled_steps(trainer, batches: list[np.ndarray], device: torch.device, top: int = 15) -> list[dict]:
+def profiled_steps(trainer, batches: list[np.ndarray], device: torch.device, top: int = 15) -> tuple[list[dict], str]:
     """Optimizer steps (Trainer.train_step) under torch.profiler, for where a step's time goes:
     the `top` operators by self time (the GPU's on CUDA, else the CPU's), each with its
-    milliseconds and calls per step and its share of all operators' self time. Untimed: the
-    profiler's own cost is in these figures, so they are shares, not rates."""
+    milliseconds and calls per step and its share of all operators' self time, and torch's own
+    table of them. Untimed: the profiler's own cost is in these figures, so they are shares, not
+    rates."""
     cuda = device.type == "cuda"
     activities = [torch.profiler.ProfilerActivity.CPU]
     if cuda:
@@ -81,15 +82,9 @@ def profiled_steps(trainer, batches: list[np.ndarray], device: torch.device, top
     total = sum(getattr(e, attr) for e in events) or 1.0
     n = len(batches)
     ranked = sorted(events, key=lambda e: getattr(e, attr), reverse=True)[:top]
-    return [{"op": e.key, "ms_per_step": getattr(e, attr) / 1000 / n, "calls_per_step": e.count / n,
+    rows = [{"op": e.key, "ms_per_step": getattr(e, attr) / 1000 / n, "calls_per_step": e.count / n,
              "share": getattr(e, attr) / total} for e in ranked]
-
-
-def profile_table(rows: list[dict]) -> str:
-    """profiled_steps' rows as text, one operator a line."""
-    lines = [f"{'share':>6}  {'ms/step':>8}  {'calls/step':>10}  operator"]
-    lines += [f"{r['share']:6.1%}  {r['ms_per_step']:8.2f}  {r['calls_per_step']:10.1f}  {r['op']}" for r in rows]
-    return "\n".join(lines)
+    return rows, events.table(sort_by=attr, row_limit=top)
 
 
 def model_in(model, precision: str, name: str, result: dict):

@@ -133,9 +133,8 @@ def check_search_options(args) -> None:
 
 
 def with_search_options(decoding, args):
-    """The recipe's decoding section with the search options given; None when none is, so that
-    the recipe's applies."""
-    check_search_options(args)
+    """The recipe's decoding section with the search options given (checked before the model
+    loaded: check_search_options); None when none is, so that the recipe's applies."""
     changes = {name: getattr(args, name) for name in (*SEARCH_SIZES, "length_penalty")}
     changes = {name: value for name, value in changes.items() if value is not None}
     return dataclasses.replace(decoding, **changes) if changes else None
