@@ -7,41 +7,60 @@ import torch
 from seq2seq.vocab import PAD
 
 
+CHUNK_ELEMENTS = 1 << 19  # fp32 values (2 MiB) of logits worked on at a time: a few of them fit in L2
+
+
 class _SmoothedCrossEntropy(torch.autograd.Function):
-    """F.cross_entropy(logits, targets, ignore_index=PAD, label_smoothing=eps, reduction="sum") in
-    two passes over the (N, V) logits each way: forward log-softmax and its gather / mean; backward
-    the gradient itself, softmax minus the smoothed one-hot, each row scaled by 0 (PAD) or the
-    incoming gradient. torch's own composes it from log_softmax, nll_loss, a sum and their
-    backwards: about eight passes and four (N, V) temporaries (Multi30k's output layer, 1,088 x
-    8,000 on a 2-core Zen 3: 175 ms a step forward and backward against 70). Logits of any float
-    dtype; the arithmetic and the gradient's computation are fp32, the gradient returned in the
-    logits' dtype."""
+    """F.cross_entropy(logits, targets, ignore_index=PAD, label_smoothing=eps, reduction="sum") over
+    the (N, V) logits `rows` rows at a time. Forward keeps each row's log-sum-exp (and mean logit)
+    and nothing of size (N, V) but the logits themselves; backward writes the gradient, softmax
+    minus the smoothed one-hot, each row scaled by 0 (PAD) or the incoming gradient, chunk by chunk
+    into one tensor of the logits' dtype. The arithmetic is fp32 whatever the logits' dtype.
+
+    torch's own composes log_softmax, nll_loss, a sum and their backwards: about eight passes and
+    four (N, V) temporaries. Working in cache-sized chunks also spares the (N, V) fp32 temporaries
+    themselves: glibc gives blocks over 32 MiB (Multi30k's 1,100 x 8,000) fresh pages from the
+    kernel at every allocation, and faulting them in cost as much as the arithmetic."""
 
     @staticmethod
-    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, eps: float) -> torch.Tensor:
-        log_p = logits.float().log_softmax(-1)  # (N, V)
-        nll = -log_p.gather(1, targets.unsqueeze(1)).squeeze(1)  # (N,)
-        per_row = (1.0 - eps) * nll - eps * log_p.mean(-1) if eps else nll
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, eps: float, rows: int) -> torch.Tensor:
+        lse = logits.new_empty(logits.size(0), dtype=torch.float32)  # (N,) log-sum-exp of each row
+        mean = torch.empty_like(lse) if eps else None  # (N,) mean logit
+        for i in range(0, logits.size(0), rows):
+            x = logits[i:i + rows].float()
+            torch.logsumexp(x, -1, out=lse[i:i + rows])
+            if eps:
+                torch.mean(x, -1, out=mean[i:i + rows])
+        nll = lse - logits.gather(1, targets.unsqueeze(1)).squeeze(1).float()  # (N,)
+        per_row = (1.0 - eps) * nll + eps * (lse - mean) if eps else nll  # -mean log p = lse - mean
         keep = targets != PAD
-        ctx.save_for_backward(log_p, targets, keep)
-        ctx.eps, ctx.dtype = eps, logits.dtype
+        ctx.save_for_backward(logits, targets, keep, lse)
+        ctx.eps, ctx.rows = eps, rows
         return (per_row * keep).sum()
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        log_p, targets, keep = ctx.saved_tensors
-        g = log_p.exp()  # softmax, (N, V)
-        if ctx.eps:
-            g.sub_(ctx.eps / g.size(1))
-        g.scatter_add_(1, targets.unsqueeze(1), g.new_full((g.size(0), 1), ctx.eps - 1.0))
-        g.mul_((keep * grad).unsqueeze(1))  # PAD rows 0
-        return g.to(ctx.dtype), None, None
+        logits, targets, keep, lse = ctx.saved_tensors
+        eps, rows = ctx.eps, ctx.rows
+        out = torch.empty_like(logits)
+        scale = (keep * grad).unsqueeze(1)  # (N, 1): PAD rows 0
+        for i in range(0, logits.size(0), rows):
+            g = logits[i:i + rows].float().sub_(lse[i:i + rows].unsqueeze(1)).exp_()  # softmax
+            if eps:
+                g.sub_(eps / g.size(1))
+            target = targets[i:i + rows].unsqueeze(1)
+            g.scatter_add_(1, target, g.new_full(target.shape, eps - 1.0))
+            out[i:i + rows] = g.mul_(scale[i:i + rows])
+        return out, None, None, None
 
 
-def smoothed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+def smoothed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0,
+                           rows: int | None = None) -> torch.Tensor:
     """Summed label-smoothed cross-entropy of logits (N, V) against targets (N,), PAD rows left out:
-    torch's F.cross_entropy with ignore_index=PAD and reduction="sum", fused (_SmoothedCrossEntropy)."""
-    return _SmoothedCrossEntropy.apply(logits, targets, float(label_smoothing))
+    torch's F.cross_entropy with ignore_index=PAD and reduction="sum", fused (_SmoothedCrossEntropy),
+    `rows` rows at a time (default: CHUNK_ELEMENTS values)."""
+    rows = rows or max(1, CHUNK_ELEMENTS // logits.size(-1))
+    return _SmoothedCrossEntropy.apply(logits, targets, float(label_smoothing), rows)
 
 
 def sequence_nll(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0,

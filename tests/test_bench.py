@@ -212,15 +212,17 @@ def test_slow_baselines_compute_what_the_fast_paths_compute(make_model, baseline
         assert not torch.allclose(model.train()(batch)[0], slow_logits)
 
 
-def test_torch_loss_baseline_gives_the_fused_loss_and_gradients(make_model):
-    """baseline=torch_loss: the same summed label-smoothed loss and gradients from F.cross_entropy."""
+@pytest.mark.parametrize("baseline", ["torch_loss", "whole_loss"])
+def test_loss_baselines_give_the_fused_loss_and_gradients(make_model, baseline):
+    """baseline=torch_loss (F.cross_entropy) and whole_loss (all rows at once): the same summed
+    label-smoothed loss and gradients."""
     model = make_model().eval()  # no dropout: the two passes see the same function
     batch = collate([[4, 5, 6, 7], [8, 9]], [[5, 6, 7], [9, 4, 10, 11, 5]])
     trainer = SimpleNamespace(batch_loss=lambda b: sequence_nll(model(b)[0], b.tgt_out, 0.1))
     results = []
     for slow in (False, True):
         if slow:
-            baselines.apply_trainer_baseline("torch_loss", trainer)
+            baselines.apply_trainer_baseline(baseline, trainer)
         model.zero_grad()
         loss = trainer.batch_loss(batch)
         loss.backward()

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from seq2seq.batch import collate
-from seq2seq.loss import sequence_nll
+from seq2seq.loss import sequence_nll, smoothed_cross_entropy
 from seq2seq.vocab import PAD
 
 V = 12  # ids >= V are extended ids (source-only pieces)
@@ -59,13 +59,15 @@ def test_without_extended_ids_the_loss_is_plain_label_smoothing():
 
 @pytest.mark.parametrize("eps", [0.0, 0.1])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_the_fused_loss_has_torch_cross_entropy_value_and_gradient(eps, dtype):
-    """seq2seq.loss's one-pass label-smoothed cross-entropy against F.cross_entropy: PAD rows get
-    no gradient, the incoming gradient scales the rest, bf16 logits get a bf16 gradient."""
+@pytest.mark.parametrize("rows", [None, 1, 4])  # None: all 6 rows in one chunk
+def test_the_fused_loss_has_torch_cross_entropy_value_and_gradient(eps, dtype, rows):
+    """seq2seq.loss's fused label-smoothed cross-entropy, in chunks of rows or all at once, against
+    F.cross_entropy: PAD rows get no gradient, the incoming gradient scales the rest, bf16 logits
+    get a bf16 gradient."""
     logits = (3 * torch.sin(torch.arange(6 * 11, dtype=torch.float32))).view(2, 3, 11).to(dtype)
     targets = torch.tensor([[4, 5, 10], [6, 3, PAD]])
     ours, theirs = logits.clone().requires_grad_(), logits.float().clone().requires_grad_()
-    loss = sequence_nll(ours, targets, eps)
+    loss = smoothed_cross_entropy(ours.flatten(0, 1), targets.flatten(), eps, rows=rows)
     want = F.cross_entropy(theirs.flatten(0, 1), targets.flatten(), ignore_index=PAD, label_smoothing=eps,
                            reduction="sum")
     assert loss.item() == pytest.approx(want.item(), rel=1e-6)

@@ -20,6 +20,8 @@ fast path computes, the way a step-by-step Python toolkit does it:
     torch_loss        the label-smoothed cross-entropy as torch composes it (F.cross_entropy:
                       log_softmax, nll_loss, a sum and their backwards) instead of the fused one
                       of seq2seq/loss.py
+    whole_loss        the fused loss over all (N, V) logits at once instead of cache-sized chunks
+                      of rows (fp32 temporaries of the whole size, which glibc maps afresh)
 
 Batched beam search has its baseline in the recipe itself: `decoding.batch_size=1` searches one
 sentence at a time.
@@ -38,7 +40,8 @@ from seq2seq.device import autocast
 from seq2seq.errors import UserError
 from seq2seq.vocab import PAD
 
-BASELINES = ("stepwise_decoder", "stepwise_output", "unbucketed", "torch_packed_rnn", "copy_mixture", "torch_loss")
+BASELINES = ("stepwise_decoder", "stepwise_output", "unbucketed", "torch_packed_rnn", "copy_mixture", "torch_loss",
+             "whole_loss")
 
 
 def _stepwise_output_forward(model, batch):
@@ -84,16 +87,23 @@ def _torch_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoo
                            reduction="sum")
 
 
-def _with_torch_loss(batch_loss):
-    """A trainer's batch_loss that builds its graph with torch's F.cross_entropy in place of the
-    fused loss (swapped in for the call only, so that other variants keep theirs)."""
+def _whole_loss(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0):
+    return _FUSED_LOSS(logits, targets, label_smoothing, rows=logits.size(0))
+
+
+_FUSED_LOSS = loss_module.smoothed_cross_entropy
+_SLOW_LOSSES = {"torch_loss": _torch_cross_entropy, "whole_loss": _whole_loss}
+
+
+def _with_loss(batch_loss, slow_loss):
+    """A trainer's batch_loss that builds its graph with `slow_loss` in place of the fused loss
+    (swapped in for the call only, so that other variants keep theirs)."""
     def slow(batch):
-        fused = loss_module.smoothed_cross_entropy
-        loss_module.smoothed_cross_entropy = _torch_cross_entropy
+        loss_module.smoothed_cross_entropy = slow_loss
         try:
             return batch_loss(batch)
         finally:
-            loss_module.smoothed_cross_entropy = fused
+            loss_module.smoothed_cross_entropy = _FUSED_LOSS
     return slow
 
 
@@ -115,8 +125,8 @@ def apply_trainer_baseline(name: str, trainer) -> None:
         if trainer.model.copy is None or trainer.cfg.label_smoothing:
             raise UserError("the copy_mixture baseline needs model.copy and no training.label_smoothing")
         trainer.batch_loss = _with_copy_mixture(trainer)
-    if name == "torch_loss":
-        trainer.batch_loss = _with_torch_loss(trainer.batch_loss)
+    if name in _SLOW_LOSSES:
+        trainer.batch_loss = _with_loss(trainer.batch_loss, _SLOW_LOSSES[name])
     if name != "unbucketed":
         return
     if trainer.cfg.batch_type != "tokens":

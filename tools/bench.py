@@ -15,7 +15,7 @@ then decodes with its trained weights, otherwise with the model after the timed 
 `--variant NAME:key=value,...` adds the first entry with overrides (`training.compile=true` there
 compiles the decoder step); one key there is the benchmark's own: `baseline=NAME` runs the
 variant the slow way that a fast path replaces (tools/baselines.py: stepwise_decoder,
-stepwise_output, unbucketed, torch_loss), for before/after figures. The first column is the reference; the
+stepwise_output, unbucketed, torch_loss, whole_loss, ...), for before/after figures. The first column is the reference; the
 others show their ratio to it. `key.path=value` arguments override every entry.
 
 Precision: a variant trains in its training.precision (auto resolved as training resolves it,
