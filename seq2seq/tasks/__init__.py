@@ -50,6 +50,7 @@ imports it):
                        every room's recipe: one typed place for the defaults, reading, checks
     device.py, distributed.py
                        devices and precision (every room), torchrun (the trainer, translation)
+    allocator.py       glibc's malloc kept from handing a step's memory back: the commands (cli/)
     hub.py             data.hub: a data set by name written into data.dir as parallel files; only
                        translation's data.py reads it today (the one place that fetches data sets)
     errors.py, modules/, serve/, cli/
