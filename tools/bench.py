@@ -192,24 +192,44 @@ def prepare_data(entry: Entry, work: Path, cache: dict):
     return cache[key]
 
 
-def bench_seq2seq(entry: Entry, args, work: Path, cache: dict, device: torch.device) -> dict:
+@dataclass
+class Built:
+    """What an entry's timed training steps run: its model and Trainer, and what decoding needs."""
+    model: torch.nn.Module
+    trainer: Trainer
+    corpus: object
+    src_vocab: object
+    probe: object  # a small batch, what compilation traces
+    compiled: str  # "on" or "off"
+
+
+def build_training(entry: Entry, work: Path, cache: dict, device: torch.device) -> Built:
+    """The entry's model (seeded) and Trainer, its decoder step compiled when training.compile,
+    its baseline (tools/baselines.py) applied."""
     r, cfg = entry.recipe, entry.recipe.training
     src_vocab, tgt_vocab, corpus = prepare_data(entry, work, cache)
-    reset_peak_memory(device)
     torch.manual_seed(cfg.seed)
     probe = collate(*corpus.pairs(corpus.usable[:4])).to(device)
     model = build_model(r.model, len(src_vocab), len(tgt_vocab), cfg.teacher_forcing).to(device).train()
     trainer = Trainer(model, r, work / "model", corpus=corpus, valid=Validation([], [], []), tgt_vocab=tgt_vocab,
                       device=device)
+    compiled = compile_decoder_step(model, probe, device, trainer.precision) if cfg.compile else "off"
+    if entry.baseline:
+        apply_model_baseline(entry.baseline, model)
+        apply_trainer_baseline(entry.baseline, trainer)
+    return Built(model, trainer, corpus, src_vocab, probe, compiled)
+
+
+def bench_seq2seq(entry: Entry, args, work: Path, cache: dict, device: torch.device) -> dict:
+    r = entry.recipe
+    reset_peak_memory(device)
+    built = build_training(entry, work, cache, device)
+    model, trainer, corpus, src_vocab = built.model, built.trainer, built.corpus, built.src_vocab
     precision = trainer.precision  # training.precision resolved: what the steps run in
     result = {"name": entry.name, "task": r.task, "device": str(device), "threads": torch.get_num_threads(),
               "parameters": sum(p.numel() for p in model.parameters()),
               "trained_model": str(entry.trained) if entry.trained else None,
-              "compile": compile_decoder_step(model, probe, device, precision) if cfg.compile else "off",
-              "baseline": entry.baseline or "-"}
-    if entry.baseline:
-        apply_model_baseline(entry.baseline, model)
-        apply_trainer_baseline(entry.baseline, trainer)
+              "compile": built.compiled, "baseline": entry.baseline or "-"}
     plan = trainer.epoch_batches(0)
     result.update(padding(plan, corpus))
     batches = [plan[i % len(plan)] for i in range(args.warmup + args.steps)]
@@ -234,7 +254,7 @@ def bench_seq2seq(entry: Entry, args, work: Path, cache: dict, device: torch.dev
         if entry.trained:
             decoder = Translator.load(entry.trained, str(device), precision="fp32").model  # (int8: below)
             if result["compile"] == "on":
-                compile_decoder_step(decoder, probe, device, precision)
+                compile_decoder_step(decoder, built.probe, device, precision)
         result["decode_split"], result["decode_sentences"] = split, len(lines)
         sources = src_vocab.encode(lines)
         result["decode_precisions"] = decode_precisions(r, args, device)
