@@ -20,6 +20,8 @@ fast path computes, the way a step-by-step Python toolkit does it:
     torch_loss        the label-smoothed cross-entropy as torch composes it (F.cross_entropy:
                       log_softmax, nll_loss, a sum and their backwards) instead of the fused one
                       of seq2seq/loss.py
+    loop_adam         Adam's (AdamW's) per-parameter loop of a dozen element-wise passes instead of
+                      torch's fused kernel
     whole_loss        the fused loss over all (N, V) logits at once instead of cache-sized chunks
                       of rows (fp32 temporaries of the whole size, which glibc maps afresh)
 
@@ -38,10 +40,11 @@ import torch.nn.functional as F
 import seq2seq.loss as loss_module
 from seq2seq.device import autocast
 from seq2seq.errors import UserError
+from seq2seq.trainer import build_optimizer, build_scheduler
 from seq2seq.vocab import PAD
 
 BASELINES = ("stepwise_decoder", "stepwise_output", "unbucketed", "torch_packed_rnn", "copy_mixture", "torch_loss",
-             "whole_loss")
+             "whole_loss", "loop_adam")
 
 
 def _stepwise_output_forward(model, batch):
@@ -125,6 +128,9 @@ def apply_trainer_baseline(name: str, trainer) -> None:
         if trainer.model.copy is None or trainer.cfg.label_smoothing:
             raise UserError("the copy_mixture baseline needs model.copy and no training.label_smoothing")
         trainer.batch_loss = _with_copy_mixture(trainer)
+    if name == "loop_adam":
+        trainer.optimizer = build_optimizer(trainer.model.parameters(), trainer.cfg, fused=False)
+        trainer.scheduler = build_scheduler(trainer.optimizer, trainer.cfg, trainer.metric)
     if name in _SLOW_LOSSES:
         trainer.batch_loss = _with_loss(trainer.batch_loss, _SLOW_LOSSES[name])
     if name != "unbucketed":
