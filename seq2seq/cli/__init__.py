@@ -10,7 +10,7 @@ import os
 os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
 
 # What a training step frees, the next one reuses, rather than glibc handing it back to the kernel
-# and faulting it in again (seq2seq/allocator.py): 1.05x a step on the Multi30k reference recipe.
+# and faulting it in again (seq2seq/allocator.py).
 from seq2seq.allocator import keep_freed_memory  # noqa: E402
 
 keep_freed_memory()
