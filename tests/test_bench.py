@@ -22,11 +22,12 @@ from flops import TRAINING_FACTOR, forward_flops, rnn_flops  # noqa: E402
 
 from seq2seq import tasks  # noqa: E402
 from seq2seq.batch import collate  # noqa: E402
-from seq2seq.config import recipe_from_dict  # noqa: E402
+from seq2seq.config import TrainingConfig, recipe_from_dict  # noqa: E402
 from seq2seq.errors import UserError  # noqa: E402
 import seq2seq.loss  # noqa: E402
 from seq2seq.loss import sequence_nll  # noqa: E402
 from seq2seq.modules import RNN_CELLS  # noqa: E402
+from seq2seq.trainer import build_optimizer  # noqa: E402
 
 MODELS = {
     "gru bahdanau input feeding": {"encoder": {"num_layers": 2}},
@@ -286,3 +287,26 @@ def test_bench_profile_lists_the_operators_of_the_training_steps(tmp_path, data_
     assert any(r["op"] in ("aten::mm", "aten::addmm", "aten::bmm", "aten::linear") for r in rows)
     with pytest.raises(UserError, match="--profile >= 0"):
         bench.main([str(recipe), "--profile", "-1"])
+
+
+def test_adam_is_fused_and_loop_adam_baseline_takes_the_same_step(make_model):
+    """build_optimizer gives torch's fused Adam on the CPU; baseline=loop_adam swaps in the
+    per-parameter loop, whose update is the same to rounding."""
+    cfg = TrainingConfig(lr=0.01)
+    fast_model, slow_model = make_model(), make_model()
+    slow_model.load_state_dict(fast_model.state_dict())
+    before = fast_model.generator.weight.detach().clone()
+    trainer = SimpleNamespace(model=slow_model, cfg=cfg, metric=None,
+                              optimizer=build_optimizer(slow_model.parameters(), cfg))
+    baselines.apply_trainer_baseline("loop_adam", trainer)
+    fast = build_optimizer(fast_model.parameters(), cfg)
+    assert fast.defaults["fused"] and not trainer.optimizer.defaults["fused"]
+    batch = collate([[4, 5, 6, 7], [8, 9]], [[5, 6, 7], [9, 4, 10, 11, 5]])
+    for model, optimizer in ((fast_model, fast), (slow_model, trainer.optimizer)):
+        for _ in range(3):
+            optimizer.zero_grad()
+            sequence_nll(model.eval()(batch)[0], batch.tgt_out, 0.1).backward()
+            optimizer.step()
+    for a, b in zip(fast_model.parameters(), slow_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(fast_model.generator.weight, before)  # it moved
