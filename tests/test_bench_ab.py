@@ -48,3 +48,6 @@ def test_bad_arguments_are_user_errors_before_any_worker_starts(tmp_path, tiny_r
         bench_ab.main([str(recipe), "--variant", "x:baseline=fast"])
     with pytest.raises(UserError, match="--steps must be >= 1"):
         bench_ab.main([str(recipe), "--variant", "x:", "--steps", "0"])
+    classify = Path(__file__).resolve().parents[1] / "recipes" / "classification" / "ag_news.yaml"
+    with pytest.raises(UserError, match="translation and summarisation recipes, not classification"):
+        bench_ab.main([str(classify), "--variant", "x:"])

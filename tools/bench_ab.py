@@ -53,16 +53,20 @@ def split_env(variants: list[str]) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def entries(args) -> tuple[list, list[dict[str, str]]]:
-    args.variant, envs = split_env(args.variant)
-    return bench.parse_entries(args), [{}] + envs
+    """bench.parse_entries' entries (the recipe, then each variant) and each one's environment."""
+    specs, envs = split_env(args.variant)
+    found = bench.parse_entries(argparse.Namespace(**{**vars(args), "variant": specs}))
+    for entry in found:
+        if entry.recipe.task in bench.ROOMS:
+            raise UserError(f"{entry.name}: bench_ab times translation and summarisation recipes, not "
+                            f"{entry.recipe.task}")
+    return found, [{}] + envs
 
 
 def worker(args, index: int) -> int:
     """Build entry `index`, say "ready", then one timed step per batch index read from stdin."""
     found, envs = entries(args)
     entry = found[index]
-    if entry.recipe.task in bench.ROOMS:
-        raise UserError(f"{entry.name}: bench_ab times translation and summarisation recipes, not {entry.recipe.task}")
     device = resolve_device(entry.recipe.training.device)
     if entry.recipe.training.threads:
         torch.set_num_threads(entry.recipe.training.threads)
@@ -130,7 +134,7 @@ def main(argv: list[str]) -> int:
         raise UserError("give one recipe and at least one --variant")
     if args.steps < 1 or args.warmup < 0:
         raise UserError("--steps must be >= 1 and --warmup >= 0")
-    found, envs = entries(argparse.Namespace(**vars(args)))
+    found, envs = entries(args)
     names = [e.name for e in found]
     procs = [start(argv, i, env) for i, env in enumerate(envs)]
     timed: list[list[dict]] = [[] for _ in procs]
