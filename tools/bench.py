@@ -107,6 +107,11 @@ def _entry(name: str, raw: dict, model_dir: Path | None, overrides: list[str], s
     return Entry(name, recipe, trained, baseline)
 
 
+def variant_keys(rest: str) -> list[str]:
+    """The key=value parts of a --variant after its NAME: (commas inside [a,b] stay)."""
+    return [k for k in re.split(r",(?=[\w.]+=)", rest) if k]
+
+
 def parse_entries(args) -> list[Entry]:
     common = list(args.overrides) + ([f"data.dir={args.data_dir}"] if args.data_dir else [])
     common += [f"training.device={args.device}"] if args.device != "auto" else []
@@ -120,7 +125,7 @@ def parse_entries(args) -> list[Entry]:
         name, sep, rest = spec.partition(":")
         if not sep or not name:
             raise UserError(f"--variant {spec!r}: expected NAME:key.path=value,...")
-        keys = [k for k in re.split(r",(?=[\w.]+=)", rest) if k]  # commas inside [a,b] stay
+        keys = variant_keys(rest)
         baseline = None
         for k in [k for k in keys if k.startswith("baseline=")]:
             baseline = k.partition("=")[2]

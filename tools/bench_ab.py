@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import statistics
 import subprocess
@@ -46,7 +45,7 @@ def split_env(variants: list[str]) -> tuple[list[str], list[dict[str, str]]]:
     specs, envs = [], []
     for spec in variants:
         name, sep, rest = spec.partition(":")
-        keys = [k for k in re.split(r",(?=[\w.]+=)", rest) if k]  # bench.parse_entries' split
+        keys = bench.variant_keys(rest)
         envs.append(dict(k[len("env."):].split("=", 1) for k in keys if k.startswith("env.")))
         specs.append(f"{name}{sep}{','.join(k for k in keys if not k.startswith('env.'))}")
     return specs, envs
