@@ -291,13 +291,15 @@ def test_translate_takes_a_precision(bf16_run, tmp_path, capsys, precision):
     assert exit_.value.code == 0 and capsys.readouterr().out.count("\n") == 3
 
 
-@pytest.mark.parametrize("given, seen", [(None, "64"), ("1024", "1024")])
-def test_the_commands_cap_onednn_primitive_cache_unless_the_user_set_it(given, seen):
-    """seq2seq.cli sets ONEDNN_PRIMITIVE_CACHE_CAPACITY=64 (bf16's peak memory), keeping a user's value."""
-    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+@pytest.mark.parametrize("name", ["ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"])
+@pytest.mark.parametrize("given, seen", [(None, "16"), ("1024", "1024")])
+def test_the_commands_cap_the_matmul_caches_unless_the_user_set_them(name, given, seen):
+    """seq2seq.cli caps oneDNN's and ideep's caches at 16 entries (bf16's peak memory and speed),
+    keeping a user's value."""
+    env = {k: v for k, v in os.environ.items() if k != name}
     if given is not None:
-        env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = given
-    code = "import os, seq2seq.cli.train; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"
+        env[name] = given
+    code = f"import os, seq2seq.cli.train; print(os.environ[{name!r}])"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == seen
 
