@@ -145,3 +145,20 @@ def test_our_drivers_time_training_steps_and_decoding(tmp_path, make_tiny_recipe
     assert decoded["lines"] == 8 and isinstance(decoded["seconds"], float)
     assert len((tmp_path / "out.hyp").read_text().splitlines()) == 8
     assert json.loads((tmp_path / "logs" / "decode.marks.json").read_text()) == decoded
+
+
+@pytest.mark.parametrize("user_set", [False, True])
+def test_joeynmt_gets_torch_cache_defaults_unless_the_user_set_them(user_set):
+    """seq2seq.cli caps the matmul caches for our side; JoeyNMT's processes run without those caps,
+    or with the user's own values."""
+    import os
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")}
+    if user_set:
+        env["LRU_CACHE_CAPACITY"] = "7"
+    code = ("import sys, os; sys.path.insert(0, 'tools'); import joeynmt_side as j; e = j.venv_env(); "
+            "print(os.environ['LRU_CACHE_CAPACITY'], e.get('LRU_CACHE_CAPACITY'), "
+            "e.get('ONEDNN_PRIMITIVE_CACHE_CAPACITY'))")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.stdout.split() == (["7", "7", "None"] if user_set else ["16", "None", "None"])

@@ -12,6 +12,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from seq2seq.cli import SET_HERE
 from seq2seq.config import Recipe
 from seq2seq.errors import UserError
 
@@ -54,8 +55,9 @@ def step(argv: list[str], what: str) -> None:
 
 
 def venv_env() -> dict[str, str]:
-    """This process's environment without PYTHONPATH and PYTHONHOME: the venv sees its own packages."""
-    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    """This process's environment without PYTHONPATH and PYTHONHOME (the venv sees its own packages)
+    and without the cache sizes that seq2seq.cli set (JoeyNMT runs with torch's defaults)."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", *SET_HERE)}
 
 
 def drop_verbose(builders: str) -> str:
