@@ -5,6 +5,8 @@ from our timed steps, and our side's two drivers end to end on tiny data."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -151,8 +153,6 @@ def test_our_drivers_time_training_steps_and_decoding(tmp_path, make_tiny_recipe
 def test_joeynmt_gets_torch_cache_defaults_unless_the_user_set_them(user_set):
     """seq2seq.cli caps the matmul caches for our side; JoeyNMT's processes run without those caps,
     or with the user's own values."""
-    import os
-    import subprocess
     env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")}
     if user_set:
         env["LRU_CACHE_CAPACITY"] = "7"
