@@ -25,6 +25,7 @@ from seq2seq.batch import collate  # noqa: E402
 from seq2seq.config import TrainingConfig, recipe_from_dict  # noqa: E402
 from seq2seq.errors import UserError  # noqa: E402
 import seq2seq.loss  # noqa: E402
+import seq2seq.modules.dropout as dropout_module  # noqa: E402
 from seq2seq.loss import sequence_nll  # noqa: E402
 from seq2seq.modules import RNN_CELLS  # noqa: E402
 from seq2seq.trainer import build_optimizer  # noqa: E402
@@ -310,3 +311,11 @@ def test_adam_is_fused_and_loop_adam_baseline_takes_the_same_step(make_model):
     for a, b in zip(fast_model.parameters(), slow_model.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert not torch.equal(fast_model.generator.weight, before)  # it moved
+
+
+def test_torch_dropout_baseline_draws_torch_s_masks_for_the_call_only():
+    seen = []
+    trainer = SimpleNamespace(batch_loss=lambda batch: seen.append(dropout_module.fast_masks))
+    baselines.apply_trainer_baseline("torch_dropout", trainer)
+    trainer.batch_loss(None)
+    assert seen == [False] and dropout_module.fast_masks

@@ -253,7 +253,9 @@ def test_model_with_the_cell_overfits_a_batch_and_round_trips(name, make_model, 
                "decoder": {"cell": name, "hidden_size": 32}}
     model = make_model(deterministic=False, **section)
     batch = collate(src, tgt)
-    assert overfit(model, batch, steps=300, lr=0.02) < 0.05
+    # trained well past the fit of one greedy pass: beam search would prefer a shorter output to a
+    # last token the model is not yet sure of
+    assert overfit(model, batch, steps=400, lr=0.02, stop=0.002) < 0.05
     limit = max_lengths(batch.src_lengths, 1.5, 2)
     assert [h[0].tokens for h in greedy_search(model, batch.src, batch.src_lengths, limit)] == tgt
     assert [h[0].tokens for h in beam_search(model, batch.src, batch.src_lengths, limit, beam_size=3)] == tgt

@@ -24,6 +24,8 @@ fast path computes, the way a step-by-step Python toolkit does it:
                       torch's fused kernel
     whole_loss        the fused loss over all (N, V) logits at once instead of cache-sized chunks
                       of rows (fp32 temporaries of the whole size, which glibc maps afresh)
+    torch_dropout     torch's dropout masks (`bernoulli_`, and nn.GRU's / nn.LSTM's own between
+                      layers) instead of seq2seq/modules/dropout.py's
 
 Batched beam search has its baseline in the recipe itself: `decoding.batch_size=1` searches one
 sentence at a time.
@@ -38,13 +40,14 @@ import torch
 import torch.nn.functional as F
 
 import seq2seq.loss as loss_module
+import seq2seq.modules.dropout as dropout_module
 from seq2seq.device import autocast
 from seq2seq.errors import UserError
 from seq2seq.trainer import build_optimizer, build_scheduler
 from seq2seq.vocab import PAD
 
 BASELINES = ("stepwise_decoder", "stepwise_output", "unbucketed", "torch_packed_rnn", "copy_mixture", "torch_loss",
-             "whole_loss", "loop_adam")
+             "whole_loss", "loop_adam", "torch_dropout")
 
 
 def _stepwise_output_forward(model, batch):
@@ -110,6 +113,17 @@ def _with_loss(batch_loss, slow_loss):
     return slow
 
 
+def _with_torch_dropout(batch_loss):
+    """A trainer's batch_loss whose forward draws torch's dropout masks (for the call only)."""
+    def slow(batch):
+        dropout_module.fast_masks = False
+        try:
+            return batch_loss(batch)
+        finally:
+            dropout_module.fast_masks = True
+    return slow
+
+
 def _with_copy_mixture(trainer):
     """A trainer's batch_loss through the model's whole output (the mixture, then sequence_nll)."""
     def slow(batch):
@@ -131,6 +145,8 @@ def apply_trainer_baseline(name: str, trainer) -> None:
     if name == "loop_adam":
         trainer.optimizer = build_optimizer(trainer.model.parameters(), trainer.cfg, fused=False)
         trainer.scheduler = build_scheduler(trainer.optimizer, trainer.cfg, trainer.metric)
+    if name == "torch_dropout":
+        trainer.batch_loss = _with_torch_dropout(trainer.batch_loss)
     if name in _SLOW_LOSSES:
         trainer.batch_loss = _with_loss(trainer.batch_loss, _SLOW_LOSSES[name])
     if name != "unbucketed":

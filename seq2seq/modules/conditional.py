@@ -33,6 +33,7 @@ from torch import nn
 from seq2seq.modules import LAYER_NORM_CELLS, RNN_CELLS
 from seq2seq.modules.attention import Attention
 from seq2seq.modules.decoder import DecoderState, Memory, fed_input, initial_hidden, step_through
+from seq2seq.modules.dropout import Dropout
 
 
 class ConditionalDecoder(nn.Module):
@@ -53,8 +54,8 @@ class ConditionalDecoder(nn.Module):
         self.attention = attention
         self.rnn2 = rnns[cell](encoder_size, hidden_size, 1, batch_first=True)
         self.att_vector_layer = nn.Linear(hidden_size + embedding_size + encoder_size, embedding_size)
-        self.dropout = nn.Dropout(dropout)
-        self.feed_dropout = nn.Dropout(feed_dropout)  # on the fed-back t_j
+        self.dropout = Dropout(dropout)
+        self.feed_dropout = Dropout(feed_dropout)  # on the fed-back t_j
         self.bridge = nn.Linear(encoder_size, hidden_size) if init == "bridge" else None
         self.coverage = getattr(attention, "coverage_layer", None) is not None
 

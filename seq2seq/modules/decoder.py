@@ -11,6 +11,7 @@ from torch import nn
 
 from seq2seq.modules import LAYER_NORM_CELLS, RNN_CELLS, WITH_CELL_STATE
 from seq2seq.modules.attention import Attention
+from seq2seq.modules.dropout import Dropout
 
 
 @dataclass
@@ -82,8 +83,8 @@ class RecurrentDecoder(nn.Module):
             input_size, hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
         self.attention = attention
         self.att_vector_layer = nn.Linear(hidden_size + encoder_size, hidden_size)
-        self.dropout = nn.Dropout(dropout)
-        self.feed_dropout = nn.Dropout(feed_dropout)  # on the fed-back attentional vector
+        self.dropout = Dropout(dropout)
+        self.feed_dropout = Dropout(feed_dropout)  # on the fed-back attentional vector
         self.bridge = nn.Linear(encoder_size, hidden_size) if init == "bridge" else None
         self.coverage = getattr(attention, "coverage_layer", None) is not None
 

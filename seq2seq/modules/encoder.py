@@ -7,6 +7,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.modules import LAYER_NORM_CELLS, RNN_CELLS
+from seq2seq.modules.dropout import Dropout
 
 
 class RecurrentEncoder(nn.Module):
@@ -22,7 +23,7 @@ class RecurrentEncoder(nn.Module):
         self.rnn = (LAYER_NORM_CELLS if layer_norm else RNN_CELLS)[cell](
             input_size, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional,
             dropout=dropout if num_layers > 1 else 0.0)
-        self.dropout = nn.Dropout(dropout if dropout_io else 0.0)  # on the input and the output
+        self.dropout = Dropout(dropout if dropout_io else 0.0)  # on the input and the output
         self.num_directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.num_directions
 

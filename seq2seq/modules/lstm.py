@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from seq2seq.modules.packed_training import lstm_on_loop
+from seq2seq.modules.packed_training import lstm_by_layer, lstm_on_loop
 from seq2seq.modules.recurrence import cpu_bf16
 
 
@@ -33,7 +33,7 @@ class LSTM(nn.LSTM):
         if looped is not None:
             return looped
         if not cpu_bf16(input.data if isinstance(input, PackedSequence) else input) or onednn_has_bf16():
-            return super().forward(input, hx)
+            return self._run(input, hx)
         if isinstance(input, PackedSequence):
             input = input._replace(data=input.data.float())
         else:
@@ -41,4 +41,9 @@ class LSTM(nn.LSTM):
         if hx is not None:
             hx = tuple(h.float() for h in hx)
         with torch.autocast("cpu", enabled=False):
-            return super().forward(input, hx)
+            return self._run(input, hx)
+
+    def _run(self, input, hx):
+        """nn.LSTM's forward, or one layer at a time in CPU training with dropout (packed_training.py)."""
+        stacked = lstm_by_layer(self, input, hx)
+        return stacked if stacked is not None else super().forward(input, hx)

@@ -1,4 +1,5 @@
-"""nn.GRU and nn.LSTM that train packed input on seq2seq's own loop (recurrence.py).
+"""nn.GRU and nn.LSTM that train packed input on seq2seq's own loop (recurrence.py), and padded
+input with dropout between layers one layer at a time.
 
 torch's CPU recurrences over a PackedSequence take each step's rows of the whole sequence's input
 projection (N, G*H) with `narrow`; in the backward pass each of those T narrows turns into a
@@ -15,6 +16,10 @@ bidirectional layer of 128, forward and backward together, `recur`'s speed-up ov
 gradients (decoding) there is no backward, and torch's own loop is kept; so it is for padded
 (unpacked) input, which the decoders pass. Parameters, names and weight files are nn.GRU's /
 nn.LSTM's, so a trained model loads in either.
+
+Padded input (the decoders') in CPU training with dropout between layers runs one layer at a time
+(`by_layer`), each layer torch's own call, with seq2seq's dropout (dropout.py) between them: torch's
+multi-layer call draws those masks with `bernoulli_`, three times as slow.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
+from seq2seq.modules import dropout as drop
 from seq2seq.modules.cells import GRUCell, LSTMCell
 from seq2seq.modules.recurrence import recur
 
@@ -44,13 +50,61 @@ def run_on_loop(rnn: nn.RNNBase, cell, input: PackedSequence, hx):
                  rnn.dropout if rnn.training else 0.0)
 
 
+def by_layer(rnn: nn.RNNBase, input) -> bool:
+    """Whether `rnn` (nn.GRU / nn.LSTM) runs `input` one layer at a time, with seq2seq's dropout."""
+    return (isinstance(input, torch.Tensor) and input.dim() == 3 and input.device.type == "cpu"
+            and rnn.training and rnn.dropout > 0 and rnn.num_layers > 1 and rnn.bias
+            and getattr(rnn, "proj_size", 0) == 0 and drop.fast_masks and not torch.compiler.is_compiling())
+
+
+def run_by_layer(rnn: nn.RNNBase, layer_call, input: torch.Tensor, hx):
+    """rnn's forward: `layer_call(x, hx, weights)` -> (outputs, *states) is torch.gru / torch.lstm
+    with one layer; dropout between layers as rnn's own."""
+    directions = 2 if rnn.bidirectional else 1
+    if hx is None:
+        zeros = input.new_zeros(rnn.num_layers * directions, input.size(0 if rnn.batch_first else 1),
+                                rnn.hidden_size)
+        hx = (zeros, zeros) if isinstance(rnn, nn.LSTM) else zeros
+    states = hx if isinstance(hx, tuple) else (hx,)
+    suffixes = ("", "_reverse")[:directions]
+    x, finals = input, []
+    for layer in range(rnn.num_layers):
+        weights = [getattr(rnn, f"{key}_l{layer}{suffix}") for suffix in suffixes
+                   for key in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        rows = slice(layer * directions, (layer + 1) * directions)
+        x, *final = layer_call(x, tuple(s[rows] for s in states), weights)
+        finals.append(final)
+        if layer < rnn.num_layers - 1:
+            x = drop.dropout(x, rnn.dropout)
+    h_n = tuple(torch.cat(parts, 0) for parts in zip(*finals))
+    return x, (h_n if isinstance(hx, tuple) else h_n[0])
+
+
+def _gru_layer(rnn: nn.GRU):
+    return lambda x, hx, weights: torch.gru(x, hx[0], weights, True, 1, 0.0, True, rnn.bidirectional,
+                                            rnn.batch_first)
+
+
+def _lstm_layer(rnn: nn.LSTM):
+    return lambda x, hx, weights: torch.lstm(x, hx, weights, True, 1, 0.0, True, rnn.bidirectional,
+                                             rnn.batch_first)
+
+
 class GRU(nn.GRU):
-    """nn.GRU; packed input with gradients runs on the loop with GRUCell (nn.GRU's step)."""
+    """nn.GRU; packed input with gradients runs on the loop with GRUCell (nn.GRU's step), padded
+    input in CPU training with dropout between layers one layer at a time."""
 
     def forward(self, input, hx=None):
         if on_loop(self, input):
             return run_on_loop(self, GRUCell(), input, hx)
+        if by_layer(self, input):
+            return run_by_layer(self, _gru_layer(self), input, hx)
         return super().forward(input, hx)
+
+
+def lstm_by_layer(rnn: nn.LSTM, input, hx):
+    """For nn.LSTM subclasses: the layer-by-layer result (see by_layer), or None."""
+    return run_by_layer(rnn, _lstm_layer(rnn), input, hx) if by_layer(rnn, input) else None
 
 
 def lstm_on_loop(rnn: nn.LSTM, input, hx):

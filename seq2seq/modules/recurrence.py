@@ -40,9 +40,10 @@ import math
 import warnings
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
+
+from seq2seq.modules import dropout as drop
 
 State = tuple[torch.Tensor, ...]  # (h,) or (h, c), each (n, H)
 Params = dict[str, torch.Tensor]  # one layer-direction's parameters by short name: weight_ih, ...
@@ -155,7 +156,7 @@ def recur(cell, params: list[Params], input: torch.Tensor | PackedSequence,
         if bf16:
             x = x.to(torch.bfloat16)
         if dropout > 0 and layer < num_layers - 1:
-            x = F.dropout(x, dropout, True)
+            x = drop.dropout(x, dropout)
 
     h_n = tuple(torch.stack(parts, 0) for parts in zip(*finals))  # (L*D, B, H) each
     if packed:

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from seq2seq.batch import collate
 from seq2seq.config import ClassificationConfig, ModelConfig
 from seq2seq.device import autocast
+from seq2seq.modules.dropout import Dropout
 from seq2seq.modules.encoder import RecurrentEncoder
 from seq2seq.modules.init import initialize
 from seq2seq.vocab import PAD
@@ -72,8 +73,8 @@ class TextClassifier(nn.Module):
                  output: nn.Linear, embedding_dropout: float = 0.0, dropout: float = 0.0):
         super().__init__()
         self.embed, self.encoder, self.pooling, self.output = embed, encoder, pooling, output
-        self.embedding_dropout = nn.Dropout(embedding_dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.embedding_dropout = Dropout(embedding_dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor) -> torch.Tensor:
         """src (B, S) piece ids, PAD after each text; src_lengths (B,) on the CPU -> logits (B, C)."""

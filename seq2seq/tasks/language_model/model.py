@@ -18,6 +18,7 @@ from torch import nn
 from seq2seq.config import ModelConfig
 from seq2seq.device import autocast
 from seq2seq.modules import LAYER_NORM_CELLS, RNN_CELLS
+from seq2seq.modules.dropout import Dropout
 from seq2seq.modules.init import initialize
 from seq2seq.vocab import PAD
 
@@ -31,8 +32,8 @@ class RecurrentLanguageModel(nn.Module):
                  dropout: float = 0.0):
         super().__init__()
         self.embed, self.rnn, self.output = embed, rnn, output
-        self.embedding_dropout = nn.Dropout(embedding_dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.embedding_dropout = Dropout(embedding_dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, units: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """units (B, T), state from the previous call or None (zeros) -> logits (B, T, V), the

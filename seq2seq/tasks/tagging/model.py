@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from seq2seq.config import ModelConfig, TaggingConfig
 from seq2seq.device import autocast
+from seq2seq.modules.dropout import Dropout
 from seq2seq.modules.encoder import RecurrentEncoder
 from seq2seq.modules.init import initialize
 from seq2seq.tasks.tagging.crf import LinearChainCRF
@@ -50,7 +51,7 @@ class SequenceTagger(nn.Module):
                  word_dropout: float = 0.0):
         super().__init__()
         self.embed, self.char_encoder, self.encoder, self.output, self.crf = embed, char_encoder, encoder, output, crf
-        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.embedding_dropout = Dropout(embedding_dropout)
         self.word_dropout = word_dropout
 
     def forward(self, batch: TagBatch) -> torch.Tensor:

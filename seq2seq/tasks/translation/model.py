@@ -15,6 +15,7 @@ from seq2seq.modules.attention import build_attention
 from seq2seq.modules.conditional import ConditionalDecoder
 from seq2seq.modules.copy import PointerGenerator
 from seq2seq.modules.decoder import DecoderState, Memory, RecurrentDecoder
+from seq2seq.modules.dropout import Dropout, dropout
 from seq2seq.modules.encoder import RecurrentEncoder
 from seq2seq.modules.init import initialize
 from seq2seq.vocab import PAD, UNK
@@ -43,9 +44,9 @@ class Seq2Seq(nn.Module):
         self.src_embed, self.tgt_embed = src_embed, tgt_embed
         self.encoder, self.decoder, self.generator = encoder, decoder, generator
         self.copy = copy
-        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.embedding_dropout = Dropout(embedding_dropout)
         self.source_word_dropout = source_word_dropout
-        self.output_dropout = nn.Dropout(output_dropout)
+        self.output_dropout = Dropout(output_dropout)
         self.teacher_forcing = teacher_forcing  # ratio of gold previous tokens while training
 
     def _embed(self, embedding: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
@@ -57,7 +58,7 @@ class Seq2Seq(nn.Module):
         """src (B, S) -> the memory the decoder attends to and its initial state."""
         embedded = self.embedding_dropout(self._embed(self.src_embed, src))  # (B, S, E)
         if self.training and self.source_word_dropout > 0:  # one draw per piece: (B, S, 1)
-            keep = nn.functional.dropout(embedded.new_ones(*src.shape, 1), self.source_word_dropout)
+            keep = dropout(embedded.new_ones(*src.shape, 1), self.source_word_dropout)
             embedded = embedded * keep
         values, final = self.encoder(embedded, src_lengths)
         memory = Memory(values, self.decoder.attention.prepare_keys(values), src != PAD)
