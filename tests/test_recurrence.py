@@ -18,7 +18,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from seq2seq.batch import collate
 from seq2seq.loss import sequence_nll
 from seq2seq.modules import RNN_CELLS
-from seq2seq.modules.cells import GRUCell, LSTMCell, PeepholeLSTMCell, WorkingMemoryLSTMCell
+import seq2seq.modules.recurrence as recurrence
+from seq2seq.modules.cells import (GRUCell, LayerNormGRUCell, LayerNormLSTMCell, LSTMCell, PeepholeLSTMCell,
+                                   WorkingMemoryLSTMCell)
 from seq2seq.modules.recurrence import Recurrence
 
 LAYOUTS = ["batch_first", "time_first", "packed"]
@@ -167,6 +169,41 @@ def test_the_cpu_bf16_path_needs_cpu_bf16_autocast():
         assert torch.equal(ours(x)[0], plain)
     with bf16_autocast():
         assert ours(x)[0].dtype == torch.bfloat16
+
+
+# ---------------------------------------------------------------- W_hh's gradient in one matmul
+
+EVERY_CELL = {"gru": GRUCell, "lstm": LSTMCell, "peephole_lstm": PeepholeLSTMCell,
+              "wm_lstm": WorkingMemoryLSTMCell, "layer_norm_gru": LayerNormGRUCell,
+              "layer_norm_lstm": LayerNormLSTMCell}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("name", EVERY_CELL)
+def test_deferred_recurrent_weight_gradient_is_the_sum_of_the_steps(name, layout, monkeypatch):
+    """In float64, every output and gradient as autograd's per-step sum gives them (the loop with
+    W_hh as a plain tensor), two layers, both directions, packed and padded."""
+    cell = EVERY_CELL[name]()
+    rnn = randomize(Recurrence(cell, 5, 4, 2, layout != "time_first", bidirectional=True), 6).double()
+    args = inputs(torch.float64, cell.state_size)
+    deferred = run(rnn, layout, *args)
+    monkeypatch.setattr(recurrence, "DeferredWeight", lambda weight: weight)
+    per_step = run(rnn, layout, *args)
+    for a, b in zip([deferred[0], *deferred[1], *deferred[2]], [per_step[0], *per_step[1], *per_step[2]]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_the_backward_takes_each_recurrent_weight_gradient_in_one_matmul():
+    """Packed lengths 4, 6, 2 (6 steps a direction): one (H, N) @ (N, 3H) matmul per layer and
+    direction for W_hh, with N = 12 the packed rows, not one per step; nothing is left kept."""
+    gru = randomize(Recurrence(GRUCell(), 5, 4, 2, True, bidirectional=True), 4)
+    x, (h0,), _ = inputs(torch.float32, 1)
+    out, _ = gru(pack_padded_sequence(x, LENGTHS, batch_first=True, enforce_sorted=False), h0)
+    with MatmulLog() as log:
+        out.data.sum().backward()
+    weight_grads = {shape: n for (_, _, shape), n in log.matmuls.items() if shape[1] == 12}
+    assert weight_grads == {(12, 12): 2 * 2}
+    assert all(p.grad is not None for p in gru.parameters())
 
 
 # ---------------------------------------------------------------- in the decoder and the model

@@ -26,6 +26,8 @@ fast path computes, the way a step-by-step Python toolkit does it:
                       of rows (fp32 temporaries of the whole size, which glibc maps afresh)
     torch_dropout     torch's dropout masks (`bernoulli_`, and nn.GRU's / nn.LSTM's own between
                       layers) instead of seq2seq/modules/dropout.py's
+    step_weight_grad  seq2seq's recurrence loop takes W_hh's gradient at every step, as autograd
+                      does, instead of once for all steps (seq2seq/modules/deferred_grad.py)
 
 Batched beam search has its baseline in the recipe itself: `decoding.batch_size=1` searches one
 sentence at a time.
@@ -41,13 +43,14 @@ import torch.nn.functional as F
 
 import seq2seq.loss as loss_module
 import seq2seq.modules.dropout as dropout_module
+import seq2seq.modules.recurrence as recurrence_module
 from seq2seq.device import autocast
 from seq2seq.errors import UserError
 from seq2seq.trainer import build_optimizer, build_scheduler
 from seq2seq.vocab import PAD
 
 BASELINES = ("stepwise_decoder", "stepwise_output", "unbucketed", "torch_packed_rnn", "copy_mixture", "torch_loss",
-             "whole_loss", "loop_adam", "torch_dropout")
+             "whole_loss", "loop_adam", "torch_dropout", "step_weight_grad")
 
 
 def _stepwise_output_forward(model, batch):
@@ -124,6 +127,24 @@ def _with_torch_dropout(batch_loss):
     return slow
 
 
+def _with_step_weight_grad(batch_loss):
+    """A trainer's batch_loss whose recurrence loops hold W_hh as a plain tensor (for the call only)."""
+    def slow(batch):
+        recurrence_module.DeferredWeight = _plain_weight
+        try:
+            return batch_loss(batch)
+        finally:
+            recurrence_module.DeferredWeight = _DEFERRED
+    return slow
+
+
+def _plain_weight(weight):
+    return weight
+
+
+_DEFERRED = recurrence_module.DeferredWeight
+
+
 def _with_copy_mixture(trainer):
     """A trainer's batch_loss through the model's whole output (the mixture, then sequence_nll)."""
     def slow(batch):
@@ -147,6 +168,8 @@ def apply_trainer_baseline(name: str, trainer) -> None:
         trainer.scheduler = build_scheduler(trainer.optimizer, trainer.cfg, trainer.metric)
     if name == "torch_dropout":
         trainer.batch_loss = _with_torch_dropout(trainer.batch_loss)
+    if name == "step_weight_grad":
+        trainer.batch_loss = _with_step_weight_grad(trainer.batch_loss)
     if name in _SLOW_LOSSES:
         trainer.batch_loss = _with_loss(trainer.batch_loss, _SLOW_LOSSES[name])
     if name != "unbucketed":

@@ -36,11 +36,18 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from seq2seq.modules.deferred_grad import DeferredWeight
 
-def recurrent_matmul(bias: torch.Tensor, state: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+
+def recurrent_matmul(bias: torch.Tensor, state: torch.Tensor,
+                     weight: torch.Tensor | DeferredWeight) -> torch.Tensor:
     """bias + state @ weight: bias (n, K) or (K,), state (n, H) fp32, weight (H, K) -> (n, K) fp32.
     One fused addmm when weight is fp32; when it is bf16 (the CPU bf16 path) the matmul runs in bf16
-    on the state cast to bf16, and the sum is taken in fp32 (torch's type promotion)."""
+    on the state cast to bf16, and the sum is taken in fp32 (torch's type promotion). A
+    DeferredWeight (the loop's W_hh in training, deferred_grad.py) takes its gradient once for all
+    steps."""
+    if isinstance(weight, DeferredWeight):
+        return bias + weight.matmul(state.to(weight.dtype))
     if weight.dtype == state.dtype:
         return torch.addmm(bias, state, weight)
     return bias + torch.mm(state.to(weight.dtype), weight)

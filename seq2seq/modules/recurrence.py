@@ -9,7 +9,8 @@ and weight files treat them alike; a cell's own parameters are named by the cell
 
 The work per layer and direction: one matmul projects every time step's input (packed data
 holds only real tokens, so padding costs nothing); then a Python loop of `cell.step`, one
-recurrent matmul and the fused gate arithmetic per step. Packed input is time-major with
+recurrent matmul and the fused gate arithmetic per step (in training the recurrent matrix's
+gradient is one matmul over all steps, deferred_grad.py). Packed input is time-major with
 batch_sizes[t] rows at step t, longest first, so the rows that run at step t are always the first
 batch_sizes[t]: forward, the state sheds rows as sentences end; backward, it gains rows as
 sentences begin (at their last token), each from its own initial state.
@@ -44,6 +45,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from seq2seq.modules import dropout as drop
+from seq2seq.modules.deferred_grad import DeferredWeight
 
 State = tuple[torch.Tensor, ...]  # (h,) or (h, c), each (n, H)
 Params = dict[str, torch.Tensor]  # one layer-direction's parameters by short name: weight_ih, ...
@@ -149,7 +151,10 @@ def recur(cell, params: list[Params], input: torch.Tensor | PackedSequence,
                 xg = xg.float()  # autocast gave bf16; the gate arithmetic is fp32
             steps = list(xg.split(sizes, 0)) if packed else list(xg.unbind(1))
             run = _right_to_left if direction else _left_to_right
-            outs, final = run(cell, steps, tuple(s[index] for s in state0), cell.weights(p))
+            w = cell.weights(p)
+            if torch.is_grad_enabled() and w[0].requires_grad and len(steps) > 1:
+                w = (DeferredWeight(w[0]),) + w[1:]  # W_hh's gradient in one matmul (deferred_grad.py)
+            outs, final = run(cell, steps, tuple(s[index] for s in state0), w)
             outputs.append(torch.cat(outs, 0) if packed else torch.stack(outs, 1))
             finals.append(final)
         x = outputs[0] if num_directions == 1 else torch.cat(outputs, -1)
