@@ -26,6 +26,7 @@ from seq2seq.config import TrainingConfig, recipe_from_dict  # noqa: E402
 from seq2seq.errors import UserError  # noqa: E402
 import seq2seq.loss  # noqa: E402
 import seq2seq.modules.dropout as dropout_module  # noqa: E402
+import seq2seq.modules.recurrence as recurrence_module  # noqa: E402
 from seq2seq.loss import sequence_nll  # noqa: E402
 from seq2seq.modules import RNN_CELLS  # noqa: E402
 from seq2seq.trainer import build_optimizer  # noqa: E402
@@ -313,9 +314,15 @@ def test_adam_is_fused_and_loop_adam_baseline_takes_the_same_step(make_model):
     assert not torch.equal(fast_model.generator.weight, before)  # it moved
 
 
-def test_torch_dropout_baseline_draws_torch_s_masks_for_the_call_only():
+@pytest.mark.parametrize("baseline", ["torch_dropout", "step_weight_grad"])
+def test_swapping_baselines_swap_for_the_call_only(baseline):
+    """torch_dropout: torch's masks; step_weight_grad: W_hh a plain tensor in the loop; then back."""
+    fast = (dropout_module.fast_masks, recurrence_module.DeferredWeight)
     seen = []
-    trainer = SimpleNamespace(batch_loss=lambda batch: seen.append(dropout_module.fast_masks))
-    baselines.apply_trainer_baseline("torch_dropout", trainer)
+    trainer = SimpleNamespace(
+        batch_loss=lambda batch: seen.append((dropout_module.fast_masks, recurrence_module.DeferredWeight)))
+    baselines.apply_trainer_baseline(baseline, trainer)
     trainer.batch_loss(None)
-    assert seen == [False] and dropout_module.fast_masks
+    ((masks, deferred),) = seen
+    assert (masks, deferred is fast[1]) == ((False, True) if baseline == "torch_dropout" else (True, False))
+    assert (dropout_module.fast_masks, recurrence_module.DeferredWeight) == fast

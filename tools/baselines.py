@@ -101,40 +101,17 @@ def _whole_loss(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: fl
 
 
 _FUSED_LOSS = loss_module.smoothed_cross_entropy
-_SLOW_LOSSES = {"torch_loss": _torch_cross_entropy, "whole_loss": _whole_loss}
 
 
-def _with_loss(batch_loss, slow_loss):
-    """A trainer's batch_loss that builds its graph with `slow_loss` in place of the fused loss
-    (swapped in for the call only, so that other variants keep theirs)."""
+def _swapped(batch_loss, module, name: str, slow_value, fast_value):
+    """A trainer's batch_loss that runs with `module.name` set to `slow_value`, swapped in for the
+    call only (the forward builds the graph), so that other variants keep the fast way."""
     def slow(batch):
-        loss_module.smoothed_cross_entropy = slow_loss
+        setattr(module, name, slow_value)
         try:
             return batch_loss(batch)
         finally:
-            loss_module.smoothed_cross_entropy = _FUSED_LOSS
-    return slow
-
-
-def _with_torch_dropout(batch_loss):
-    """A trainer's batch_loss whose forward draws torch's dropout masks (for the call only)."""
-    def slow(batch):
-        dropout_module.fast_masks = False
-        try:
-            return batch_loss(batch)
-        finally:
-            dropout_module.fast_masks = True
-    return slow
-
-
-def _with_step_weight_grad(batch_loss):
-    """A trainer's batch_loss whose recurrence loops hold W_hh as a plain tensor (for the call only)."""
-    def slow(batch):
-        recurrence_module.DeferredWeight = _plain_weight
-        try:
-            return batch_loss(batch)
-        finally:
-            recurrence_module.DeferredWeight = _DEFERRED
+            setattr(module, name, fast_value)
     return slow
 
 
@@ -142,7 +119,12 @@ def _plain_weight(weight):
     return weight
 
 
-_DEFERRED = recurrence_module.DeferredWeight
+# name -> (module, attribute, the slow way's value, the fast way's)
+_SWAPS = {"torch_loss": (loss_module, "smoothed_cross_entropy", _torch_cross_entropy, _FUSED_LOSS),
+          "whole_loss": (loss_module, "smoothed_cross_entropy", _whole_loss, _FUSED_LOSS),
+          "torch_dropout": (dropout_module, "fast_masks", False, True),
+          "step_weight_grad": (recurrence_module, "DeferredWeight", _plain_weight,
+                               recurrence_module.DeferredWeight)}
 
 
 def _with_copy_mixture(trainer):
@@ -166,12 +148,8 @@ def apply_trainer_baseline(name: str, trainer) -> None:
     if name == "loop_adam":
         trainer.optimizer = build_optimizer(trainer.model.parameters(), trainer.cfg, fused=False)
         trainer.scheduler = build_scheduler(trainer.optimizer, trainer.cfg, trainer.metric)
-    if name == "torch_dropout":
-        trainer.batch_loss = _with_torch_dropout(trainer.batch_loss)
-    if name == "step_weight_grad":
-        trainer.batch_loss = _with_step_weight_grad(trainer.batch_loss)
-    if name in _SLOW_LOSSES:
-        trainer.batch_loss = _with_loss(trainer.batch_loss, _SLOW_LOSSES[name])
+    if name in _SWAPS:
+        trainer.batch_loss = _swapped(trainer.batch_loss, *_SWAPS[name])
     if name != "unbucketed":
         return
     if trainer.cfg.batch_type != "tokens":
