@@ -36,6 +36,7 @@ sentence at a time.
 from __future__ import annotations
 
 import types
+from unittest import mock
 
 import numpy as np
 import torch
@@ -103,15 +104,12 @@ def _whole_loss(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: fl
 _FUSED_LOSS = loss_module.smoothed_cross_entropy
 
 
-def _swapped(batch_loss, module, name: str, slow_value, fast_value):
-    """A trainer's batch_loss that runs with `module.name` set to `slow_value`, swapped in for the
-    call only (the forward builds the graph), so that other variants keep the fast way."""
+def _swapped(batch_loss, module, name: str, slow_value):
+    """A trainer's batch_loss that runs with `module.name` set to `slow_value`, for the call only
+    (the forward builds the graph), so that other variants keep the fast way."""
     def slow(batch):
-        setattr(module, name, slow_value)
-        try:
+        with mock.patch.object(module, name, slow_value):
             return batch_loss(batch)
-        finally:
-            setattr(module, name, fast_value)
     return slow
 
 
@@ -119,12 +117,11 @@ def _plain_weight(weight):
     return weight
 
 
-# name -> (module, attribute, the slow way's value, the fast way's)
-_SWAPS = {"torch_loss": (loss_module, "smoothed_cross_entropy", _torch_cross_entropy, _FUSED_LOSS),
-          "whole_loss": (loss_module, "smoothed_cross_entropy", _whole_loss, _FUSED_LOSS),
-          "torch_dropout": (dropout_module, "fast_masks", False, True),
-          "step_weight_grad": (recurrence_module, "DeferredWeight", _plain_weight,
-                               recurrence_module.DeferredWeight)}
+# name -> (module, attribute, the slow way's value)
+_SWAPS = {"torch_loss": (loss_module, "smoothed_cross_entropy", _torch_cross_entropy),
+          "whole_loss": (loss_module, "smoothed_cross_entropy", _whole_loss),
+          "torch_dropout": (dropout_module, "fast_masks", False),
+          "step_weight_grad": (recurrence_module, "DeferredWeight", _plain_weight)}
 
 
 def _with_copy_mixture(trainer):

@@ -26,9 +26,12 @@ class DeferredWeight:
 
     def __init__(self, weight: torch.Tensor):
         self.weight = weight
-        self.dtype = weight.dtype
         self.calls = 0
         self.kept: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # step -> (state, gradient)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.weight.dtype
 
     def matmul(self, state: torch.Tensor) -> torch.Tensor:
         step, self.calls = self.calls, self.calls + 1
@@ -52,6 +55,7 @@ class _StepMatmul(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             deferred.kept[ctx.step] = (state, grad)
             if ctx.step == 0:  # the last backward of this layer and direction: all steps are in
-                states, grads = zip(*(deferred.kept.pop(k) for k in sorted(deferred.kept)))
+                states, grads = zip(*deferred.kept.values())
+                deferred.kept.clear()
                 grad_weight = torch.mm(torch.cat(states).t(), torch.cat(grads))
         return grad_state, grad_weight, None, None

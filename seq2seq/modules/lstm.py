@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from seq2seq.modules.packed_training import lstm_by_layer, lstm_on_loop
+from seq2seq.modules.packed_training import by_layer, lstm_on_loop, run_by_layer
 from seq2seq.modules.recurrence import cpu_bf16
 
 
@@ -45,5 +45,6 @@ class LSTM(nn.LSTM):
 
     def _run(self, input, hx):
         """nn.LSTM's forward, or one layer at a time in CPU training with dropout (packed_training.py)."""
-        stacked = lstm_by_layer(self, input, hx)
-        return stacked if stacked is not None else super().forward(input, hx)
+        if by_layer(self, input):
+            return run_by_layer(self, input, hx)
+        return super().forward(input, hx)

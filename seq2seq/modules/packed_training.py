@@ -57,37 +57,30 @@ def by_layer(rnn: nn.RNNBase, input) -> bool:
             and getattr(rnn, "proj_size", 0) == 0 and drop.fast_masks and not torch.compiler.is_compiling())
 
 
-def run_by_layer(rnn: nn.RNNBase, layer_call, input: torch.Tensor, hx):
-    """rnn's forward: `layer_call(x, hx, weights)` -> (outputs, *states) is torch.gru / torch.lstm
-    with one layer; dropout between layers as rnn's own."""
+def run_by_layer(rnn: nn.RNNBase, input: torch.Tensor, hx):
+    """rnn's forward, each layer one call of torch.gru / torch.lstm, with seq2seq's dropout between
+    layers as rnn's own."""
+    lstm = isinstance(rnn, nn.LSTM)
+    layer_call = torch.lstm if lstm else torch.gru
     directions = 2 if rnn.bidirectional else 1
     if hx is None:
         zeros = input.new_zeros(rnn.num_layers * directions, input.size(0 if rnn.batch_first else 1),
                                 rnn.hidden_size)
-        hx = (zeros, zeros) if isinstance(rnn, nn.LSTM) else zeros
-    states = hx if isinstance(hx, tuple) else (hx,)
+        hx = (zeros, zeros) if lstm else zeros
+    states = hx if lstm else (hx,)
     suffixes = ("", "_reverse")[:directions]
     x, finals = input, []
     for layer in range(rnn.num_layers):
         weights = [getattr(rnn, f"{key}_l{layer}{suffix}") for suffix in suffixes
                    for key in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-        rows = slice(layer * directions, (layer + 1) * directions)
-        x, *final = layer_call(x, tuple(s[rows] for s in states), weights)
+        rows = tuple(s[layer * directions:(layer + 1) * directions] for s in states)
+        x, *final = layer_call(x, rows if lstm else rows[0], weights, True, 1, 0.0, True,
+                               rnn.bidirectional, rnn.batch_first)
         finals.append(final)
         if layer < rnn.num_layers - 1:
             x = drop.dropout(x, rnn.dropout)
     h_n = tuple(torch.cat(parts, 0) for parts in zip(*finals))
-    return x, (h_n if isinstance(hx, tuple) else h_n[0])
-
-
-def _gru_layer(rnn: nn.GRU):
-    return lambda x, hx, weights: torch.gru(x, hx[0], weights, True, 1, 0.0, True, rnn.bidirectional,
-                                            rnn.batch_first)
-
-
-def _lstm_layer(rnn: nn.LSTM):
-    return lambda x, hx, weights: torch.lstm(x, hx, weights, True, 1, 0.0, True, rnn.bidirectional,
-                                             rnn.batch_first)
+    return x, (h_n if lstm else h_n[0])
 
 
 class GRU(nn.GRU):
@@ -98,13 +91,8 @@ class GRU(nn.GRU):
         if on_loop(self, input):
             return run_on_loop(self, GRUCell(), input, hx)
         if by_layer(self, input):
-            return run_by_layer(self, _gru_layer(self), input, hx)
+            return run_by_layer(self, input, hx)
         return super().forward(input, hx)
-
-
-def lstm_by_layer(rnn: nn.LSTM, input, hx):
-    """For nn.LSTM subclasses: the layer-by-layer result (see by_layer), or None."""
-    return run_by_layer(rnn, _lstm_layer(rnn), input, hx) if by_layer(rnn, input) else None
 
 
 def lstm_on_loop(rnn: nn.LSTM, input, hx):
