@@ -27,6 +27,7 @@ from seq2seq.errors import UserError  # noqa: E402
 import seq2seq.loss  # noqa: E402
 import seq2seq.modules.dropout as dropout_module  # noqa: E402
 import seq2seq.modules.recurrence as recurrence_module  # noqa: E402
+import seq2seq.modules.tanh as tanh_module  # noqa: E402
 from seq2seq.loss import sequence_nll  # noqa: E402
 from seq2seq.modules import RNN_CELLS  # noqa: E402
 from seq2seq.trainer import build_optimizer  # noqa: E402
@@ -314,15 +315,20 @@ def test_adam_is_fused_and_loop_adam_baseline_takes_the_same_step(make_model):
     assert not torch.equal(fast_model.generator.weight, before)  # it moved
 
 
-@pytest.mark.parametrize("baseline", ["torch_dropout", "step_weight_grad"])
-def test_swapping_baselines_swap_for_the_call_only(baseline):
-    """torch_dropout: torch's masks; step_weight_grad: W_hh a plain tensor in the loop; then back."""
-    fast = (dropout_module.fast_masks, recurrence_module.DeferredWeight)
+@pytest.mark.parametrize("baseline, slow", [("torch_dropout", (False, True, True)),
+                                             ("step_weight_grad", (True, False, True)),
+                                             ("torch_tanh", (True, True, False))])
+def test_swapping_baselines_swap_for_the_call_only(baseline, slow):
+    """torch_dropout: torch's masks; step_weight_grad: W_hh a plain tensor in the loop; torch_tanh:
+    torch.tanh; each for the call only, then back."""
+    deferred = recurrence_module.DeferredWeight
+
+    def state():
+        return dropout_module.fast_masks, recurrence_module.DeferredWeight is deferred, tanh_module.by_sigmoid
+
     seen = []
-    trainer = SimpleNamespace(
-        batch_loss=lambda batch: seen.append((dropout_module.fast_masks, recurrence_module.DeferredWeight)))
+    trainer = SimpleNamespace(batch_loss=lambda batch: seen.append(state()))
     baselines.apply_trainer_baseline(baseline, trainer)
     trainer.batch_loss(None)
-    ((masks, deferred),) = seen
-    assert (masks, deferred is fast[1]) == ((False, True) if baseline == "torch_dropout" else (True, False))
-    assert (dropout_module.fast_masks, recurrence_module.DeferredWeight) == fast
+    assert seen == [slow]
+    assert state() == (True, True, True)

@@ -28,6 +28,8 @@ fast path computes, the way a step-by-step Python toolkit does it:
                       layers) instead of seq2seq/modules/dropout.py's
     step_weight_grad  seq2seq's recurrence loop takes W_hh's gradient at every step, as autograd
                       does, instead of once for all steps (seq2seq/modules/deferred_grad.py)
+    torch_tanh        torch.tanh on CPU fp32 (the attention's energies, the attentional vector)
+                      instead of 2 * sigmoid(2x) - 1 (seq2seq/modules/tanh.py)
 
 Batched beam search has its baseline in the recipe itself: `decoding.batch_size=1` searches one
 sentence at a time.
@@ -45,13 +47,14 @@ import torch.nn.functional as F
 import seq2seq.loss as loss_module
 import seq2seq.modules.dropout as dropout_module
 import seq2seq.modules.recurrence as recurrence_module
+import seq2seq.modules.tanh as tanh_module
 from seq2seq.device import autocast
 from seq2seq.errors import UserError
 from seq2seq.trainer import build_optimizer, build_scheduler
 from seq2seq.vocab import PAD
 
 BASELINES = ("stepwise_decoder", "stepwise_output", "unbucketed", "torch_packed_rnn", "copy_mixture", "torch_loss",
-             "whole_loss", "loop_adam", "torch_dropout", "step_weight_grad")
+             "whole_loss", "loop_adam", "torch_dropout", "step_weight_grad", "torch_tanh")
 
 
 def _stepwise_output_forward(model, batch):
@@ -121,7 +124,8 @@ def _plain_weight(weight):
 _SWAPS = {"torch_loss": (loss_module, "smoothed_cross_entropy", _torch_cross_entropy),
           "whole_loss": (loss_module, "smoothed_cross_entropy", _whole_loss),
           "torch_dropout": (dropout_module, "fast_masks", False),
-          "step_weight_grad": (recurrence_module, "DeferredWeight", _plain_weight)}
+          "step_weight_grad": (recurrence_module, "DeferredWeight", _plain_weight),
+          "torch_tanh": (tanh_module, "by_sigmoid", False)}
 
 
 def _with_copy_mixture(trainer):

@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from seq2seq.modules.tanh import tanh
+
 
 def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     scores = scores.float().masked_fill(~mask.unsqueeze(1), float("-inf"))  # (B, T, S)
@@ -55,7 +57,7 @@ class BahdanauAttention(Attention):
         keys = keys.unsqueeze(1)  # (B, 1, S, A)
         if self.coverage_layer is not None:
             keys = keys + self.coverage_layer(coverage.unsqueeze(-1).to(keys.dtype)).unsqueeze(1)
-        energy = torch.tanh(q.unsqueeze(2) + keys)  # (B, T, S, A)
+        energy = tanh(q.unsqueeze(2) + keys)  # (B, T, S, A); tanh.py: through sigmoid on CPU fp32
         return self.energy_layer(energy).squeeze(-1)  # (B, T, S)
 
 

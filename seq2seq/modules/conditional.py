@@ -34,6 +34,7 @@ from seq2seq.modules import LAYER_NORM_CELLS, RNN_CELLS
 from seq2seq.modules.attention import Attention
 from seq2seq.modules.decoder import DecoderState, Memory, fed_input, initial_hidden, step_through
 from seq2seq.modules.dropout import Dropout
+from seq2seq.modules.tanh import tanh
 
 
 class ConditionalDecoder(nn.Module):
@@ -109,4 +110,4 @@ class ConditionalDecoder(nn.Module):
     def _deep_output(self, output: torch.Tensor, embedded: torch.Tensor, context: torch.Tensor):
         """t = tanh(W [s; y; c] + b) at every position given: (B, T, H), (B, T, E), (B, T, Hv)."""
         features = torch.cat([output, embedded, context], -1)  # (B, T, H + E + Hv)
-        return torch.tanh(self.att_vector_layer(self.dropout(features)))
+        return tanh(self.att_vector_layer(self.dropout(features)))

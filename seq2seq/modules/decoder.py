@@ -12,6 +12,7 @@ from torch import nn
 from seq2seq.modules import LAYER_NORM_CELLS, RNN_CELLS, WITH_CELL_STATE
 from seq2seq.modules.attention import Attention
 from seq2seq.modules.dropout import Dropout
+from seq2seq.modules.tanh import tanh
 
 
 @dataclass
@@ -98,7 +99,7 @@ class RecurrentDecoder(nn.Module):
                 coverage: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """outputs (B, T, H) -> attentional vectors (B, T, H), weights (B, T, S)."""
         context, weights = self.attention(outputs, memory.keys, memory.values, memory.mask, coverage)
-        att = torch.tanh(self.att_vector_layer(self.dropout(torch.cat([outputs, context], -1))))
+        att = tanh(self.att_vector_layer(self.dropout(torch.cat([outputs, context], -1))))
         return att, weights
 
     def step(self, embedded: torch.Tensor, memory: Memory, state: DecoderState):
