@@ -9,7 +9,7 @@ that came back to each step's product.
 
 `DeferredWeight` wraps W for one layer and direction of `recur` (recurrence.py). Each step's
 product is a `_StepMatmul`: forward `state @ W`; backward the state's gradient `g @ W^T`, and it
-keeps (state, g) by step. The step that ran first in the forward pass is the last one whose
+keeps (state, g). The step that ran first in the forward pass is the last one whose
 backward runs (every later step's state comes from its output), so there all the steps' pairs
 are kept, and it returns W's gradient for them all: one matmul, summed in the matmul's own
 accumulator (fp32 for bf16 operands) where autograd would round a bf16 sum at each step.
@@ -27,7 +27,7 @@ class DeferredWeight:
     def __init__(self, weight: torch.Tensor):
         self.weight = weight
         self.calls = 0
-        self.kept: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # step -> (state, gradient)
+        self.kept: list[tuple[torch.Tensor, torch.Tensor]] = []  # (state, gradient) of each step's backward
 
     @property
     def dtype(self) -> torch.dtype:
@@ -53,9 +53,9 @@ class _StepMatmul(torch.autograd.Function):
         grad_state = torch.mm(grad, weight.t()) if ctx.needs_input_grad[0] else None
         grad_weight = None
         if ctx.needs_input_grad[1]:
-            deferred.kept[ctx.step] = (state, grad)
+            deferred.kept.append((state, grad))
             if ctx.step == 0:  # the last backward of this layer and direction: all steps are in
-                states, grads = zip(*deferred.kept.values())
+                states, grads = zip(*deferred.kept)
                 deferred.kept.clear()
                 grad_weight = torch.mm(torch.cat(states).t(), torch.cat(grads))
         return grad_state, grad_weight, None, None
