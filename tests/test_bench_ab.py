@@ -1,4 +1,5 @@
-"""tools/bench_ab.py: variants in processes of their own, stepped in turn on the same batches."""
+"""tools/bench_ab.py: variants in processes of their own (or swap baselines in one), stepped in turn on the
+same batches."""
 
 from __future__ import annotations
 
@@ -51,3 +52,33 @@ def test_bad_arguments_are_user_errors_before_any_worker_starts(tmp_path, tiny_r
     classify = Path(__file__).resolve().parents[1] / "recipes" / "classification" / "ag_news.yaml"
     with pytest.raises(UserError, match="translation and summarisation recipes, not classification"):
         bench_ab.main([str(classify), "--variant", "x:"])
+
+
+def test_same_process_steps_every_swap_variant_on_one_trainer(tmp_path, data_dir, tiny_recipe_dict, capsys,
+                                                              monkeypatch):
+    """--same-process: one build; each variant's steps run through its swap; the same batches."""
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe_dict), encoding="utf-8")
+    builds = []
+    real = bench_ab.bench.build_training
+    monkeypatch.setattr(bench_ab.bench, "build_training", lambda *a: builds.append(1) or real(*a))
+    out = tmp_path / "ab.json"
+    assert bench_ab.main([str(recipe), "--data-dir", str(data_dir), "--steps", "3", "--warmup", "1", "--same-process",
+                          "--variant", "tanh:baseline=torch_tanh", "--variant", "scores:baseline=unfused_scores",
+                          "training.batch_type=tokens", "training.batch_size=60", "--json", str(out)]) == 0
+    assert builds == [1]
+    rows = json.loads(out.read_text())["entries"]
+    assert [r["name"] for r in rows] == ["tiny", "tanh", "scores"]
+    for r in rows:
+        assert r["steps"] == 3 and r["median_step_ms"] > 0 and r["tgt_tokens"] == rows[0]["tgt_tokens"] > 0
+    assert "step / first" in capsys.readouterr().out
+
+
+def test_same_process_takes_swap_baselines_alone(tmp_path, tiny_recipe_dict):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe_dict), encoding="utf-8")
+    for variant in ("x:baseline=loop_adam", "x:baseline=torch_tanh,training.lr=0.5"):
+        with pytest.raises(UserError, match="must differ from the recipe by a baseline of"):
+            bench_ab.main([str(recipe), "--same-process", "--variant", variant])
+    with pytest.raises(UserError, match="needs a process of its own"):
+        bench_ab.main([str(recipe), "--same-process", "--variant", "x:env.A=1"])

@@ -10,6 +10,7 @@ import torch
 from test_cells import randomize
 from test_recurrence import inputs, run
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
 import seq2seq.modules.packed_training as packed_training
 from seq2seq.modules import RNN_CELLS
@@ -103,3 +104,13 @@ def test_bench_packed_prints_a_row_per_cell_precision_and_shape(capsys):
     assert bench_packed.main(["--shapes", "3x6,2x4", "--size", "4", "--rounds", "1"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| gru") or line.startswith("| lstm")]
     assert len(rows) == 2 * 2 * 2 and all(row.endswith("x |") for row in rows)
+
+
+@pytest.mark.parametrize("name", ["gru", "lstm"])
+def test_the_loop_is_for_the_cpu_only(name):
+    """Packed input on another device (here meta, as a stand-in for CUDA) keeps torch's call,
+    cuDNN's kernels on a GPU."""
+    _, ours = pair(name)
+    on_cpu = PackedSequence(torch.zeros(5, 5, dtype=torch.float64), torch.tensor([2, 2, 1]))
+    elsewhere = PackedSequence(torch.zeros(5, 5, device="meta"), torch.tensor([2, 2, 1]))
+    assert packed_training.on_loop(ours, on_cpu) and not packed_training.on_loop(ours, elsewhere)

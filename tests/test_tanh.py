@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import seq2seq.modules.additive as additive
 import seq2seq.modules.tanh as tanh_module
 from seq2seq.modules.attention import BahdanauAttention
 from seq2seq.modules.tanh import tanh
@@ -57,6 +58,8 @@ def test_switched_off_it_is_torch_tanh(monkeypatch):
 
 
 def test_additive_attention_scores_as_with_torch_tanh(monkeypatch):
+    """The scores as tanh then v (additive.py's fused step off): the same with either tanh."""
+    monkeypatch.setattr(additive, "fused", False)
     torch.manual_seed(0)
     att = BahdanauAttention(16, 12, 8)
     values, query = torch.randn(3, 9, 12), torch.randn(3, 4, 16, requires_grad=True)

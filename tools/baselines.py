@@ -30,6 +30,11 @@ fast path computes, the way a step-by-step Python toolkit does it:
                       does, instead of once for all steps (seq2seq/modules/deferred_grad.py)
     torch_tanh        torch.tanh on CPU fp32 (the attention's energies, the attentional vector)
                       instead of 2 * sigmoid(2x) - 1 (seq2seq/modules/tanh.py)
+    step_values_grad  the attention's values (encoder states) take their gradient at every
+                      teacher-forced decoder step, as autograd does, instead of once for all steps
+                      (seq2seq/modules/decoder.py, Memory.for_steps)
+    unfused_scores    the additive attention's scores as tanh, then nn.Linear(A, 1), through
+                      autograd, instead of one autograd step (seq2seq/modules/additive.py)
 
 Batched beam search has its baseline in the recipe itself: `decoding.batch_size=1` searches one
 sentence at a time.
@@ -45,6 +50,8 @@ import torch
 import torch.nn.functional as F
 
 import seq2seq.loss as loss_module
+import seq2seq.modules.additive as additive_module
+import seq2seq.modules.decoder as decoder_module
 import seq2seq.modules.dropout as dropout_module
 import seq2seq.modules.recurrence as recurrence_module
 import seq2seq.modules.tanh as tanh_module
@@ -54,7 +61,8 @@ from seq2seq.trainer import build_optimizer, build_scheduler
 from seq2seq.vocab import PAD
 
 BASELINES = ("stepwise_decoder", "stepwise_output", "unbucketed", "torch_packed_rnn", "copy_mixture", "torch_loss",
-             "whole_loss", "loop_adam", "torch_dropout", "step_weight_grad", "torch_tanh")
+             "whole_loss", "loop_adam", "torch_dropout", "step_weight_grad", "torch_tanh",
+             "unfused_scores", "step_values_grad")
 
 
 def _stepwise_output_forward(model, batch):
@@ -125,7 +133,9 @@ _SWAPS = {"torch_loss": (loss_module, "smoothed_cross_entropy", _torch_cross_ent
           "whole_loss": (loss_module, "smoothed_cross_entropy", _whole_loss),
           "torch_dropout": (dropout_module, "fast_masks", False),
           "step_weight_grad": (recurrence_module, "DeferredWeight", _plain_weight),
-          "torch_tanh": (tanh_module, "by_sigmoid", False)}
+          "torch_tanh": (tanh_module, "by_sigmoid", False),
+          "unfused_scores": (additive_module, "fused", False),
+          "step_values_grad": (decoder_module.Memory, "for_steps", lambda memory, steps: memory)}
 
 
 def _with_copy_mixture(trainer):
@@ -139,6 +149,9 @@ def _with_copy_mixture(trainer):
             loss = loss + trainer.cfg.coverage_weight * loss_module.coverage_loss(weights, batch.tgt_out)
         return loss
     return slow
+
+
+SWAPS = tuple(_SWAPS)  # the baselines that only swap a module attribute for a step's forward
 
 
 def apply_trainer_baseline(name: str, trainer) -> None:

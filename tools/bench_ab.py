@@ -15,6 +15,15 @@ turn: in the entries' order on even batches, reversed on odd ones. After --warmu
 is timed. Reported for each entry: the median step, target tokens/s over all its timed steps, the
 kernel (system) time of the median step, the peak memory of its process, and, beside the first
 entry, the median over the batches of its step's time over the first's: the figure to quote.
+
+`--same-process` times variants that differ from the recipe only by a baseline that swaps a module
+attribute for the step (baselines.SWAPS: torch_tanh, unfused_scores, ...) in one process, on one
+model and trainer, the same batch taken by each variant in turn (so the model takes one update
+per variant and batch): no two processes' heaps, caches and placement differ. Peak memory is then
+the process's, one figure for all.
+
+    python tools/bench_ab.py recipes/summarization/dialogsum.yaml --data-dir ../shared/data/dialogsum \
+        --same-process --variant unfused:baseline=unfused_scores --steps 16 --warmup 2
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import baselines
 import bench
 from measure import peak_rss_mib, sync
 from seq2seq.cli.common import run
@@ -87,6 +97,52 @@ def worker(args, index: int) -> int:
     return 0
 
 
+def in_one_process(args, found: list) -> list[list[dict]]:
+    """--same-process: the first entry's trainer, each variant's steps through its swap."""
+    first = found[0]
+    for entry in found[1:]:
+        if entry.baseline not in baselines.SWAPS or entry.recipe != first.recipe:
+            raise UserError(f"--same-process: variant {entry.name!r} must differ from the recipe by a baseline of "
+                            f"{', '.join(baselines.SWAPS)} alone")
+    device = resolve_device(first.recipe.training.device)
+    if first.recipe.training.threads:
+        torch.set_num_threads(first.recipe.training.threads)
+    with tempfile.TemporaryDirectory(prefix="seq2seq-ab-") as work:
+        trainer = bench.build_training(first, Path(work), {}, device).trainer
+        losses = [trainer.batch_loss]
+        for entry in found[1:]:
+            swapped = argparse.Namespace(batch_loss=trainer.batch_loss)
+            baselines.apply_trainer_baseline(entry.baseline, swapped)
+            losses.append(swapped.batch_loss)
+        plan = trainer.epoch_batches(0)
+
+        def one_step(i: int, batch: int) -> dict:
+            trainer.batch_loss = losses[i]
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
+            sync(device)
+            start = time.perf_counter()
+            units = trainer.train_step(plan[batch % len(plan)])[1]
+            sync(device)
+            seconds = time.perf_counter() - start
+            return {"seconds": seconds, "units": units, "peak_mib": peak_rss_mib(),
+                    "system": resource.getrusage(resource.RUSAGE_SELF).ru_stime - before}
+
+        return alternate(args, len(found), one_step)
+
+
+def alternate(args, count: int, one_step) -> list[list[dict]]:
+    """Every batch taken by each of `count` entries, in turn (reversed on odd batches): the timed
+    steps of each entry, after the warm-up ones."""
+    timed: list[list[dict]] = [[] for _ in range(count)]
+    for batch in range(args.warmup + args.steps):
+        order = range(count) if batch % 2 == 0 else reversed(range(count))
+        for i in order:
+            result = one_step(i, batch)
+            if batch >= args.warmup:
+                timed[i].append(result)
+    return timed
+
+
 def start(argv: list[str], index: int, env: dict[str, str]) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, __file__, *argv, "--worker", str(index)], env={**os.environ, **env},
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -135,20 +191,20 @@ def main(argv: list[str]) -> int:
         raise UserError("--steps must be >= 1 and --warmup >= 0")
     found, envs = entries(args)
     names = [e.name for e in found]
-    procs = [start(argv, i, env) for i, env in enumerate(envs)]
-    timed: list[list[dict]] = [[] for _ in procs]
-    try:
-        for batch in range(args.warmup + args.steps):
-            order = range(len(procs)) if batch % 2 == 0 else reversed(range(len(procs)))
-            for i in order:
-                result = step(procs[i], batch)
-                if batch >= args.warmup:
-                    timed[i].append(result)
-    finally:
-        for proc in procs:
-            proc.stdin.close()
-            proc.wait()
-    rows = summary(names, timed, [proc.ready["env"] for proc in procs])
+    if args.same_process:
+        if any(envs):
+            raise UserError("--same-process: env.NAME=value needs a process of its own")
+        timed = in_one_process(args, found)
+        rows = summary(names, timed, envs)
+    else:
+        procs = [start(argv, i, env) for i, env in enumerate(envs)]
+        try:
+            timed = alternate(args, len(procs), lambda i, batch: step(procs[i], batch))
+        finally:
+            for proc in procs:
+                proc.stdin.close()
+                proc.wait()
+        rows = summary(names, timed, [proc.ready["env"] for proc in procs])
     print(f"{'':24s}{'median step ms':>16s}{'target tok/s':>14s}{'system ms':>11s}{'peak MiB':>10s}"
           f"{'step / first':>14s}")
     for r in rows:
@@ -157,6 +213,7 @@ def main(argv: list[str]) -> int:
               f"{r['peak_mib']:10.0f}{ratio:>14s}")
     if args.json:
         Path(args.json).write_text(json.dumps({"settings": {"steps": args.steps, "warmup": args.warmup,
+                                                            "same_process": args.same_process,
                                                             "argv": argv},
                                                "entries": rows}, indent=2) + "\n", encoding="utf-8")
     return 0
@@ -172,6 +229,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=4, help="untimed steps of each entry first")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--json", help="write the figures to this file")
+    p.add_argument("--same-process", action="store_true",
+                   help="swap baselines only: every variant on one model in this process")
     p.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     return p
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seq2seq.modules.tanh import tanh
+from seq2seq.modules.additive import additive_scores
+from seq2seq.modules.deferred_grad import DeferredWeight
 
 
 def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -34,6 +35,8 @@ class Attention(nn.Module):
 
     def forward(self, query, keys, values, mask, coverage=None):
         weights = _masked_softmax(self.score(query, keys, coverage), mask)  # (B, T, S)
+        if isinstance(values, DeferredWeight):  # a teacher-forced loop's (decoder.Memory.for_steps)
+            return values.matmul(weights.to(values.dtype)), weights
         context = torch.bmm(weights.to(values.dtype), values)  # (B, T, Hv)
         return context, weights
 
@@ -54,11 +57,9 @@ class BahdanauAttention(Attention):
 
     def score(self, query, keys, coverage=None):
         q = self.query_layer(query)  # (B, T, A)
-        keys = keys.unsqueeze(1)  # (B, 1, S, A)
         if self.coverage_layer is not None:
-            keys = keys + self.coverage_layer(coverage.unsqueeze(-1).to(keys.dtype)).unsqueeze(1)
-        energy = tanh(q.unsqueeze(2) + keys)  # (B, T, S, A); tanh.py: through sigmoid on CPU fp32
-        return self.energy_layer(energy).squeeze(-1)  # (B, T, S)
+            keys = keys + self.coverage_layer(coverage.unsqueeze(-1).to(keys.dtype))  # (B, S, A)
+        return additive_scores(q, keys, self.energy_layer)  # (B, T, S); additive.py: fused on CPU fp32
 
 
 class LuongConcatAttention(BahdanauAttention):

@@ -81,6 +81,7 @@ class ConditionalDecoder(nn.Module):
             return self.forward_stepwise(embedded, memory, state)
         hidden, coverage = state.hidden, state.coverage
         outputs, contexts, all_weights = [], [], []
+        memory = memory.for_steps(embedded.size(1))
         for t in range(embedded.size(1)):
             output, context, weights, hidden, coverage = self._recur(embedded[:, t:t + 1], memory,
                                                                      hidden, coverage)

@@ -4,13 +4,14 @@ passes between its steps."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from seq2seq.modules import LAYER_NORM_CELLS, RNN_CELLS, WITH_CELL_STATE
 from seq2seq.modules.attention import Attention
+from seq2seq.modules.deferred_grad import DeferredWeight
 from seq2seq.modules.dropout import Dropout
 from seq2seq.modules.tanh import tanh
 
@@ -19,11 +20,23 @@ from seq2seq.modules.tanh import tanh
 class Memory:
     """What the decoder attends to, computed once per source batch."""
 
-    values: torch.Tensor  # (B, S, Hv) encoder outputs
+    values: torch.Tensor | DeferredWeight  # (B, S, Hv) encoder outputs (wrapped: for_steps)
     keys: torch.Tensor  # (B, S, K) attention.prepare_keys(values)
     mask: torch.Tensor  # (B, S) True on real tokens
     src: torch.Tensor | None = None  # (B, S) extended source ids, what copying points at
     extra: int = 0  # extended ids V .. V + extra - 1 in use (source-only pieces)
+
+    def for_steps(self, steps: int) -> "Memory":
+        """This memory for a teacher-forced loop of `steps` one-step calls: with gradients, values
+        wrapped in a DeferredWeight (deferred_grad.py), so that their gradient from every step's
+        context (weights_t @ values) is one batched matmul, not `steps` outer products each added
+        to the sum. Under autocast the values are cast once here, not at every step."""
+        if steps < 2 or not torch.is_grad_enabled() or not self.values.requires_grad:
+            return self
+        values, device = self.values, self.values.device.type
+        if torch.is_autocast_enabled(device) and values.dtype == torch.float32:
+            values = values.to(torch.get_autocast_dtype(device))
+        return replace(self, values=DeferredWeight(values))
 
     def select(self, index: torch.Tensor) -> "Memory":
         src = self.src.index_select(0, index) if self.src is not None else None
@@ -138,6 +151,7 @@ def step_through(step, embedded: torch.Tensor, memory: Memory, state: DecoderSta
     """A decoder's `step` over every target position: embedded (B, T, E) -> its outputs (B, T, .),
     attention weights (B, T, S) and the last state."""
     atts, all_weights = [], []
+    memory = memory.for_steps(embedded.size(1))
     for t in range(embedded.size(1)):
         att, weights, state = step(embedded[:, t:t + 1], memory, state)
         atts.append(att)

@@ -14,7 +14,8 @@ bidirectional layer of 128, forward and backward together, `recur`'s speed-up ov
 
 (2-core AMD EPYC Zen 4, median of 5, one run alone; `python tools/bench_packed.py` prints this table.) Without
 gradients (decoding) there is no backward, and torch's own loop is kept; so it is for padded
-(unpacked) input, which the decoders pass. Parameters, names and weight files are nn.GRU's /
+(unpacked) input, which the decoders pass, and for other devices than the CPU (cuDNN's fused
+kernels on CUDA). Parameters, names and weight files are nn.GRU's /
 nn.LSTM's, so a trained model loads in either.
 
 Padded input (the decoders') in CPU training with dropout between layers runs one layer at a time
@@ -34,9 +35,11 @@ from seq2seq.modules.recurrence import recur
 
 
 def on_loop(rnn: nn.RNNBase, input) -> bool:
-    """Whether `rnn` (nn.GRU / nn.LSTM with biases and no projection) takes `input` on the loop;
-    an attribute `packed_on_loop = False` on the module keeps torch's (tools/baselines.py)."""
-    return (isinstance(input, PackedSequence) and torch.is_grad_enabled() and rnn.bias
+    """Whether `rnn` (nn.GRU / nn.LSTM with biases and no projection) takes `input` on the loop:
+    packed CPU input with gradients. Other devices keep torch's (cuDNN on CUDA); so does an
+    attribute `packed_on_loop = False` on the module (tools/baselines.py)."""
+    return (isinstance(input, PackedSequence) and input.data.device.type == "cpu"
+            and torch.is_grad_enabled() and rnn.bias
             and getattr(rnn, "proj_size", 0) == 0 and getattr(rnn, "packed_on_loop", True))
 
 
