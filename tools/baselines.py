@@ -33,6 +33,8 @@ fast path computes, the way a step-by-step Python toolkit does it:
     step_values_grad  the attention's values (encoder states) take their gradient at every
                       teacher-forced decoder step, as autograd does, instead of once for all steps
                       (seq2seq/modules/decoder.py, Memory.for_steps)
+    unfused_gru       the GRU step's gates through autograd in seq2seq's recurrence loop, instead
+                      of one autograd step (seq2seq/modules/gru_gates.py)
     unfused_scores    the additive attention's scores as tanh, then nn.Linear(A, 1), through
                       autograd, instead of one autograd step (seq2seq/modules/additive.py)
 
@@ -53,6 +55,7 @@ import seq2seq.loss as loss_module
 import seq2seq.modules.additive as additive_module
 import seq2seq.modules.decoder as decoder_module
 import seq2seq.modules.dropout as dropout_module
+import seq2seq.modules.gru_gates as gru_gates_module
 import seq2seq.modules.recurrence as recurrence_module
 import seq2seq.modules.tanh as tanh_module
 from seq2seq.device import autocast
@@ -62,7 +65,7 @@ from seq2seq.vocab import PAD
 
 BASELINES = ("stepwise_decoder", "stepwise_output", "unbucketed", "torch_packed_rnn", "copy_mixture", "torch_loss",
              "whole_loss", "loop_adam", "torch_dropout", "step_weight_grad", "torch_tanh",
-             "unfused_scores", "step_values_grad")
+             "unfused_scores", "step_values_grad", "unfused_gru")
 
 
 def _stepwise_output_forward(model, batch):
@@ -135,6 +138,7 @@ _SWAPS = {"torch_loss": (loss_module, "smoothed_cross_entropy", _torch_cross_ent
           "step_weight_grad": (recurrence_module, "DeferredWeight", _plain_weight),
           "torch_tanh": (tanh_module, "by_sigmoid", False),
           "unfused_scores": (additive_module, "fused", False),
+          "unfused_gru": (gru_gates_module, "fused", False),
           "step_values_grad": (decoder_module.Memory, "for_steps", lambda memory, steps: memory)}
 
 

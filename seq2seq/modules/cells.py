@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from seq2seq.modules.deferred_grad import DeferredWeight
+from seq2seq.modules.gru_gates import gru_gates
 
 
 def recurrent_matmul(bias: torch.Tensor, state: torch.Tensor,
@@ -190,11 +191,7 @@ class GRUCell:
     def step(self, xg: torch.Tensor, state: tuple[torch.Tensor, ...],
              w: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor]:
         (h,) = state  # (n, H)
-        hidden = h.size(1)
-        hg = self.recurrent_term(h, w)  # (n, 3H)
-        r_z = torch.sigmoid(xg[:, :2 * hidden] + hg[:, :2 * hidden])  # (n, 2H)
-        n = torch.tanh(torch.addcmul(xg[:, 2 * hidden:], r_z[:, :hidden], hg[:, 2 * hidden:]))
-        return (torch.lerp(n, h, r_z[:, hidden:]),)  # n + z * (h - n)
+        return (gru_gates(xg, self.recurrent_term(h, w), h),)  # gru_gates.py: one autograd step
 
 
 # ---------------------------------------------------------------- layer normalisation (model.*.layer_norm)
