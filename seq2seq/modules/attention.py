@@ -35,10 +35,10 @@ class Attention(nn.Module):
 
     def forward(self, query, keys, values, mask, coverage=None):
         weights = _masked_softmax(self.score(query, keys, coverage), mask)  # (B, T, S)
-        if isinstance(values, DeferredWeight):  # a teacher-forced loop's (decoder.Memory.for_steps)
-            return values.matmul(weights.to(values.dtype)), weights
-        context = torch.bmm(weights.to(values.dtype), values)  # (B, T, Hv)
-        return context, weights
+        w = weights.to(values.dtype)
+        # values wrapped by a teacher-forced loop (decoder.Memory.for_steps): their gradient once
+        context = values.matmul(w) if isinstance(values, DeferredWeight) else torch.bmm(w, values)
+        return context, weights  # (B, T, Hv), (B, T, S)
 
 
 class BahdanauAttention(Attention):
