@@ -29,6 +29,7 @@ import seq2seq.modules.additive as additive_module  # noqa: E402
 import seq2seq.modules.decoder as decoder_module  # noqa: E402
 import seq2seq.modules.dropout as dropout_module  # noqa: E402
 import seq2seq.modules.gru_gates as gru_gates_module  # noqa: E402
+import seq2seq.modules.gru_sequence as gru_sequence_module  # noqa: E402
 import seq2seq.modules.recurrence as recurrence_module  # noqa: E402
 import seq2seq.modules.tanh as tanh_module  # noqa: E402
 from seq2seq.loss import sequence_nll  # noqa: E402
@@ -318,27 +319,29 @@ def test_adam_is_fused_and_loop_adam_baseline_takes_the_same_step(make_model):
     assert not torch.equal(fast_model.generator.weight, before)  # it moved
 
 
-@pytest.mark.parametrize("baseline, slow", [("torch_dropout", (False, True, True, True, True, True)),
-                                             ("step_weight_grad", (True, False, True, True, True, True)),
-                                             ("torch_tanh", (True, True, False, True, True, True)),
-                                             ("unfused_scores", (True, True, True, False, True, True)),
-                                             ("step_values_grad", (True, True, True, True, False, True)),
-                                             ("unfused_gru", (True, True, True, True, True, False))])
+@pytest.mark.parametrize("baseline, slow", [("torch_dropout", (False, True, True, True, True, True, True)),
+                                             ("step_weight_grad", (True, False, True, True, True, True, True)),
+                                             ("torch_tanh", (True, True, False, True, True, True, True)),
+                                             ("unfused_scores", (True, True, True, False, True, True, True)),
+                                             ("step_values_grad", (True, True, True, True, False, True, True)),
+                                             ("unfused_gru", (True, True, True, True, True, False, True)),
+                                             ("stepwise_gru", (True, True, True, True, True, True, False))])
 def test_swapping_baselines_swap_for_the_call_only(baseline, slow):
     """torch_dropout: torch's masks; step_weight_grad: W_hh a plain tensor in the loop; torch_tanh:
     torch.tanh; unfused_scores: the additive scores through autograd; step_values_grad: the values
-    unwrapped in teacher-forced loops; unfused_gru: the GRU gates through autograd; each for the call
-    only, then back."""
+    unwrapped in teacher-forced loops; unfused_gru: the GRU gates through autograd; stepwise_gru: the
+    loop of GRU steps instead of one autograd step a layer and direction; each for the call only,
+    then back."""
     deferred, for_steps = recurrence_module.DeferredWeight, decoder_module.Memory.for_steps
 
     def state():
         return (dropout_module.fast_masks, recurrence_module.DeferredWeight is deferred,
                 tanh_module.by_sigmoid, additive_module.fused, decoder_module.Memory.for_steps is for_steps,
-                gru_gates_module.fused)
+                gru_gates_module.fused, gru_sequence_module.fused)
 
     seen = []
     trainer = SimpleNamespace(batch_loss=lambda batch: seen.append(state()))
     baselines.apply_trainer_baseline(baseline, trainer)
     trainer.batch_loss(None)
     assert seen == [slow]
-    assert state() == (True, True, True, True, True, True)
+    assert state() == (True, True, True, True, True, True, True)

@@ -27,14 +27,19 @@ fast path computes, the way a step-by-step Python toolkit does it:
     torch_dropout     torch's dropout masks (`bernoulli_`, and nn.GRU's / nn.LSTM's own between
                       layers) instead of seq2seq/modules/dropout.py's
     step_weight_grad  seq2seq's recurrence loop takes W_hh's gradient at every step, as autograd
-                      does, instead of once for all steps (seq2seq/modules/deferred_grad.py)
+                      does, instead of once for all steps (seq2seq/modules/deferred_grad.py; the
+                      encoders' GRU takes it in gru_sequence.py, which this leaves alone)
     torch_tanh        torch.tanh on CPU fp32 (the attention's energies, the attentional vector)
                       instead of 2 * sigmoid(2x) - 1 (seq2seq/modules/tanh.py)
     step_values_grad  the attention's values (encoder states) take their gradient at every
                       teacher-forced decoder step, as autograd does, instead of once for all steps
                       (seq2seq/modules/decoder.py, Memory.for_steps)
     unfused_gru       the GRU step's gates through autograd in seq2seq's recurrence loop, instead
-                      of one autograd step (seq2seq/modules/gru_gates.py)
+                      of one autograd step (seq2seq/modules/gru_gates.py; the loop's GRU steps
+                      are those of cells gru_sequence does not take, such as the layer-norm GRU)
+    stepwise_gru      the encoders' GRU trains packed input on seq2seq's loop of GRUCell steps
+                      (each a few autograd nodes), instead of one autograd step per layer and
+                      direction (seq2seq/modules/gru_sequence.py)
     unfused_scores    the additive attention's scores as tanh, then nn.Linear(A, 1), through
                       autograd, instead of one autograd step (seq2seq/modules/additive.py)
 
@@ -56,6 +61,7 @@ import seq2seq.modules.additive as additive_module
 import seq2seq.modules.decoder as decoder_module
 import seq2seq.modules.dropout as dropout_module
 import seq2seq.modules.gru_gates as gru_gates_module
+import seq2seq.modules.gru_sequence as gru_sequence_module
 import seq2seq.modules.recurrence as recurrence_module
 import seq2seq.modules.tanh as tanh_module
 from seq2seq.device import autocast
@@ -65,7 +71,7 @@ from seq2seq.vocab import PAD
 
 BASELINES = ("stepwise_decoder", "stepwise_output", "unbucketed", "torch_packed_rnn", "copy_mixture", "torch_loss",
              "whole_loss", "loop_adam", "torch_dropout", "step_weight_grad", "torch_tanh",
-             "unfused_scores", "step_values_grad", "unfused_gru")
+             "unfused_scores", "step_values_grad", "unfused_gru", "stepwise_gru")
 
 
 def _stepwise_output_forward(model, batch):
@@ -139,6 +145,7 @@ _SWAPS = {"torch_loss": (loss_module, "smoothed_cross_entropy", _torch_cross_ent
           "torch_tanh": (tanh_module, "by_sigmoid", False),
           "unfused_scores": (additive_module, "fused", False),
           "unfused_gru": (gru_gates_module, "fused", False),
+          "stepwise_gru": (gru_sequence_module, "fused", False),
           "step_values_grad": (decoder_module.Memory, "for_steps", lambda memory, steps: memory)}
 
 

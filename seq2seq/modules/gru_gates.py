@@ -7,16 +7,18 @@ layer norm), and the state h (n, H):
 
 Written with torch's operators, a step's backward is a dozen autograd nodes, six of them slices
 of xg, hg and (r, z), each a zero-filled tensor of the whole that the gradient is copied into and
-then added; DialogSum's encoder runs 640 such steps a batch (320 pieces, two directions) on 18
-rows of 128, where the nodes' overhead, not the arithmetic, is the cost. Here the forward is the
-same operators without a graph, and the backward writes the three gradients directly:
+then added; on small rows (DialogSum's encoder: 18 rows of 128) the nodes' overhead, not the
+arithmetic, is the cost. Here the forward is the same operators without a graph, and the backward
+writes the three gradients directly:
 
     dn = g (1 - z),  dh = g z,  da_n = dn (1 - n^2)
     da_r = da_n hg_n r (1 - r),  da_z = g (h - n) z (1 - z)
     dxg = [da_r, da_z, da_n],  dhg = [da_r, da_z, da_n r]
 
-Without gradients (decoding, validation), on other devices, under torch.compile and with
-`fused = False` the operators run as written (`plain`).
+The encoders' GRU over packed input trains on gru_sequence.py instead (a layer and direction of
+such steps as one autograd step); these gates serve the loop's other GRU steps (the layer-norm
+GRU, padded input). Without gradients (decoding, validation), on other devices, under
+torch.compile and with `fused = False` the operators run as written (`plain`).
 """
 
 from __future__ import annotations

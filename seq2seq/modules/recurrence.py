@@ -10,7 +10,9 @@ and weight files treat them alike; a cell's own parameters are named by the cell
 The work per layer and direction: one matmul projects every time step's input (packed data
 holds only real tokens, so padding costs nothing); then a Python loop of `cell.step`, one
 recurrent matmul and the fused gate arithmetic per step (in training the recurrent matrix's
-gradient is one matmul over all steps, deferred_grad.py). Packed input is time-major with
+gradient is one matmul over all steps, deferred_grad.py); for GRUCell over packed input with
+gradients (the encoders' training) the whole loop of a layer and direction is one autograd step
+instead (gru_sequence.py). Packed input is time-major with
 batch_sizes[t] rows at step t, longest first, so the rows that run at step t are always the first
 batch_sizes[t]: forward, the state sheds rows as sentences end; backward, it gains rows as
 sentences begin (at their last token), each from its own initial state.
@@ -45,6 +47,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from seq2seq.modules import dropout as drop
+from seq2seq.modules import gru_sequence
 from seq2seq.modules.deferred_grad import DeferredWeight
 
 State = tuple[torch.Tensor, ...]  # (h,) or (h, c), each (n, H)
@@ -149,9 +152,14 @@ def recur(cell, params: list[Params], input: torch.Tensor | PackedSequence,
             xg = cell.project(x, p)  # (N, G*H) or (B, T, G*H): one matmul
             if bf16:
                 xg = xg.float()  # autocast gave bf16; the gate arithmetic is fp32
+            w = cell.weights(p)
+            if gru_sequence.takes(cell, packed, xg, w):  # one autograd step (gru_sequence.py)
+                out, final = gru_sequence.run(xg, sizes, state0[0][index], *w, reverse=direction == 1)
+                outputs.append(out)
+                finals.append((final,))
+                continue
             steps = list(xg.split(sizes, 0)) if packed else list(xg.unbind(1))
             run = _right_to_left if direction else _left_to_right
-            w = cell.weights(p)
             if torch.is_grad_enabled() and w[0].requires_grad and len(steps) > 1:
                 w = (DeferredWeight(w[0]),) + w[1:]  # W_hh's gradient in one matmul (deferred_grad.py)
             outs, final = run(cell, steps, tuple(s[index] for s in state0), w)
