@@ -27,6 +27,8 @@ the matrix is bf16 (`recur` casts it) and the state and gates fp32, as the loop'
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch.autograd.function import once_differentiable
 
@@ -58,11 +60,7 @@ _sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input
 
 def _offsets(sizes: list[int]) -> list[int]:
     """Each step's first row in the packed layout."""
-    offsets, total = [], 0
-    for rows in sizes:
-        offsets.append(total)
-        total += rows
-    return offsets
+    return [0, *itertools.accumulate(sizes)][:-1]
 
 
 def _matmul(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -99,18 +97,18 @@ class _GRUSequence(torch.autograd.Function):
                            out=n_all[o:o + rows])
             h = torch.lerp(n, h, rz[:, hidden:], out=out[o:o + rows])
         # left to right, each row's final state is its output at its last step
-        final = h.clone() if reverse else out[_last_positions(sizes, offsets)]
+        last = None if reverse else _last_positions(sizes, offsets)
+        final = h.clone() if reverse else out[last]
         ctx.save_for_backward(weight, hg, r_z, n_all, prev)
-        ctx.sizes, ctx.reverse = sizes, reverse
+        ctx.sizes, ctx.offsets, ctx.last, ctx.reverse = sizes, offsets, last, reverse
         return out, final
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_final):
         weight, hg, r_z, n_all, prev = ctx.saved_tensors
-        sizes, reverse = ctx.sizes, ctx.reverse
+        sizes, offsets, reverse = ctx.sizes, ctx.offsets, ctx.reverse
         hidden, steps = prev.size(1), len(sizes)
-        offsets = _offsets(sizes)
         weight_t = weight.t()
         same = weight.dtype == grad_out.dtype
         dxg, dhg = grad_out.new_empty(hg.shape), grad_out.new_empty(hg.shape)
@@ -119,7 +117,7 @@ class _GRUSequence(torch.autograd.Function):
         if reverse:  # every row's final state is its output at step 0
             g_all[:sizes[0]] += grad_final
         else:
-            g_all.index_add_(0, _last_positions(sizes, offsets), grad_final)
+            g_all.index_add_(0, ctx.last, grad_final)
         carry = None  # the state's gradient from the step the forward ran after this one
         for t in (range(steps) if reverse else reversed(range(steps))):
             rows, o = sizes[t], offsets[t]
