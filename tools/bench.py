@@ -31,7 +31,7 @@ MFU = model FLOP/s / matmul FLOP/s, both measured in this run: the model's FLOPs
 its shapes on real tokens (tools/flops.py; training = 3 x forward), the machine's rate is a dense
 matmul in the precision the training steps ran in, timed just before and just after each
 variant's steps (their mean), with the same threads (tools/measure.py). Both rates, fp32 and
-bf16, are reported.
+bf16, are reported (bf16's at n = 256 on a CPU without bf16 units, where it is emulated).
 """
 
 from __future__ import annotations
