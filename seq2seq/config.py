@@ -160,12 +160,19 @@ class DecodingConfig:
     max_length_ratio: float = field(default=1.5, metadata=_range(0.0, 1e6, lo_open=True))
     max_length_offset: int = field(default=10, metadata=_range(0, _INT32_MAX))
     nbest: int = field(default=1, metadata=_range(1))
-    batch_size: int = field(default=64, metadata=_range(1))  # sentences
+    batch_size: int = field(default=0, metadata=_range(0))  # sentences; 0: sentences_per_batch's
     min_length: int = field(default=0, metadata=_range(0))  # tokens before EOS may come
     max_length: int = field(default=0, metadata=_range(0))  # hard cap on output tokens; 0: none
     no_repeat_ngram_size: int = field(default=0, metadata=_range(0))  # 0: no blocking
     coverage_penalty: float = field(default=0.0, metadata=_range(0.0))  # GNMT beta; beam only
     precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"  # int8: CPU only; auto: device.py DECODING_AUTO
+
+    def sentences_per_batch(self, greedy: bool = False) -> int:
+        """batch_size, or where it is 0: 320 sentences for greedy search, 64 for beam and sampling
+        search and the other tasks. Greedy's matmuls are then as tall as 64 sentences' beams of 5,
+        and a decoding step, which on a CPU reads the output layer's weights from memory, reads them
+        once for 320 rows instead of 64 (Multi30k test, fp32, Zen 3: 198 against 121 sentences/s)."""
+        return self.batch_size or (320 if greedy else 64)
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def decode_ids(model, sources: list[list[int]], cfg: DecodingConfig, device: tor
     'int8' (a model from device.quantize_int8). Returns up to `nbest` hypotheses per source, best
     first; with `sampling`, `nbest` samples per source (the beam size is not used)."""
     beam = beam_size or cfg.beam_size
-    size = batch_size or cfg.batch_size
+    size = batch_size or cfg.sentences_per_batch(greedy=beam == 1 and sampling is None)
     if sampling is not None:
         if nbest < 1:
             raise UserError(f"nbest {nbest}: the number of samples per line must be at least 1")

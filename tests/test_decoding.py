@@ -98,3 +98,18 @@ def test_decode_ids_batches_by_length_and_answers_in_input_order():
     alone = [decode_ids(Recording(), [s], CFG, CPU, precision="fp32")[0] for s in sources]
     assert [[h.tokens for h in hs] for hs in hyps] == [[h.tokens for h in hs] for hs in alone]
     assert hyps[0][0].tokens != hyps[1][0].tokens  # the long source answers differently: order shows
+
+
+@pytest.mark.parametrize("beam, batch_size, want", [(1, 0, 320), (2, 0, 64), (1, 5, 5), (2, 5, 5)])
+def test_the_default_batch_is_320_sentences_greedy_and_64_beam(beam, batch_size, want, monkeypatch):
+    """decoding.batch_size 0 (the default): 320 sentences a batch for greedy search, 64 for beam
+    search and the other tasks; a size set is kept for all."""
+    import seq2seq.decoding as decoding
+
+    assert DecodingConfig().batch_size == 0
+    asked = []
+    monkeypatch.setattr(decoding, "length_batches", lambda lengths, size: asked.append(size) or [])
+    cfg = DecodingConfig(beam_size=2, batch_size=batch_size)
+    decode_ids(Recording(), [[7, 7]] * 3, cfg, CPU, precision="fp32", beam_size=beam)
+    assert asked == [want]
+    assert cfg.sentences_per_batch() == (batch_size or 64)

@@ -108,7 +108,7 @@ def _timed(run, device: torch.device) -> float:
 def measure_inference(model, trainer, recipe: Recipe, split: str, args, device: torch.device, precision: str) -> dict:
     """The room's own inference with `model` (the trainer's, or its int8 copy) in `precision` on
     the split's first --decode-sentences examples (see the module docstring)."""
-    n, batch_size = args.decode_sentences, recipe.decoding.batch_size
+    n, batch_size = args.decode_sentences, recipe.decoding.sentences_per_batch()
     if recipe.task == "classification":
         vocab = Vocab(trainer.model_dir / f"{VOCAB_JOINT}.model")
         ids = encode_texts(vocab, read_split(recipe, split).texts[:n], recipe.data.max_length)[0]

@@ -24,8 +24,8 @@ round's ratio:
    train` in the venv, logging every gcd(warmup, steps) steps; its log lines (time stamps to the
    millisecond, and its own "Tokens per Sec" over each interval) give the same window.
 4. Decoding: beam --beam-size over the --decode-lines test sentences, each side's batch as its
-   users get it by default (ours: seq2seq-translate, the recipe's decoding.batch_size of 64
-   sentences, sorted by length; JoeyNMT: `python -m joeynmt test`, testing.batch_size 64
+   users get it by default (ours: seq2seq-translate, 64 sentences a batch for beam search,
+   sorted by length; JoeyNMT: `python -m joeynmt test`, testing.batch_size 64
    sentences in file order). Each process first decodes the 20 val lines (warm-up). Ours:
    seq2seq-translate's main() with Translator.translate timed; JoeyNMT: its own log line
    "Generation took ...[sec]" for the test set. BLEU and mean output length (pieces) of both

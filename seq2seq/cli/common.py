@@ -105,7 +105,7 @@ def add_labelling_options(p, unit: str) -> None:
     """--output, --batch-size (of `unit`: texts, sentences) and the model options, for the commands
     that label their input lines with a model (seq2seq-classify, seq2seq-tag)."""
     p.add_argument("--output", help="file to write (default stdout)")
-    p.add_argument("--batch-size", type=int, help=f"{unit} per batch (default: the recipe's decoding.batch_size)")
+    p.add_argument("--batch-size", type=int, help=f"{unit} per batch (default: the recipe's decoding.batch_size; 0 there: 64)")
     add_model_options(p)
 
 

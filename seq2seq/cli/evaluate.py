@@ -30,7 +30,7 @@ def parser() -> ArgumentParser:
                         "reference (best, the default; rouge-score's score_multi) or the mean over them (mean). "
                         "sacreBLEU's BLEU and chrF take all references at once")
     p.add_argument("--beam-size", type=int, help="1 for greedy; default from the recipe")
-    p.add_argument("--batch-size", type=int, help="sentences per batch")
+    p.add_argument("--batch-size", type=int, help="sentences per batch (default: the recipe's decoding.batch_size; 0 there: 320 greedy, 64 beam)")
     add_search_options(p)
     p.add_argument("--output", help="also write the translations here")
     p.add_argument("--json", action="store_true", help="print one JSON object")

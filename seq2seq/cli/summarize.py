@@ -31,7 +31,7 @@ def parser() -> ArgumentParser:
     p.add_argument("--output", help="file to write (default stdout)")
     p.add_argument("--beam-size", type=int, help="1 for greedy; default from the recipe")
     add_search_options(p)
-    p.add_argument("--batch-size", type=int, help="documents per batch")
+    p.add_argument("--batch-size", type=int, help="documents per batch (default: the recipe's decoding.batch_size; 0 there: 320 greedy, 64 beam)")
     add_buffer_option(p)
     add_sampling_options(p)
     add_model_options(p)

@@ -47,7 +47,7 @@ def parser() -> ArgumentParser:
                    help="write the N best outputs per line as 'INDEX ||| hypothesis ||| score' "
                         "(at most the beam size; with --sampling, N samples); default: the "
                         "recipe's decoding.nbest")
-    p.add_argument("--batch-size", type=int, help="sentences per batch")
+    p.add_argument("--batch-size", type=int, help="sentences per batch (default: the recipe's decoding.batch_size; 0 there: 320 greedy, 64 beam)")
     add_search_options(p)
     p.add_argument("--input", help="file with one sentence per line (default stdin)")
     p.add_argument("--output", help="file to write (default stdout)")

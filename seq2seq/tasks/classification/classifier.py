@@ -64,7 +64,7 @@ class Classifier:
         """Each text's class distribution, (C,) in the order of `labels`; None for a blank text."""
         kept = [i for i, t in enumerate(texts) if t.strip()]
         ids, _ = encode_texts(self.vocab, [texts[i] for i in kept], self.recipe.data.max_length)
-        logits = class_logits(self.model, ids, batch_size or self.recipe.decoding.batch_size, self.device,
+        logits = class_logits(self.model, ids, batch_size or self.recipe.decoding.sentences_per_batch(), self.device,
                               self.precision, progress)
         out: list[torch.Tensor | None] = [None] * len(texts)
         for i, row in zip(kept, logits.softmax(-1)):

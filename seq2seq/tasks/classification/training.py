@@ -63,7 +63,7 @@ class ClassificationTrainer(TaskTrainer):
 
     def validate(self) -> dict:
         """{"valid_loss" (per text), "valid_ppl", "accuracy", "macro_f1"}."""
-        logits = class_logits(self.model, self.valid.ids, self.recipe.decoding.batch_size, self.device,
+        logits = class_logits(self.model, self.valid.ids, self.recipe.decoding.sentences_per_batch(), self.device,
                               self.precision)
         loss = float(F.cross_entropy(logits, self.valid.labels))
         predicted = [self.labels[i] for i in logits.argmax(-1).tolist()]

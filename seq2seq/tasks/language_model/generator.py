@@ -129,7 +129,7 @@ class LanguageModel:
                 raise UserError(f"text {i}: empty; there is nothing to score")
         streams = [stream(self.encode(t)) for t in texts]
         order = sorted(range(len(texts)), key=lambda i: streams[i].numel())
-        size = batch_size or self.recipe.decoding.batch_size
+        size = batch_size or self.recipe.decoding.sentences_per_batch()
         out: list[dict] = [{}] * len(texts)
         for start in range(0, len(order), size):
             chunk = order[start:start + size]

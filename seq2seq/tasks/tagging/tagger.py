@@ -60,7 +60,7 @@ class Tagger:
         kept = [i for i, s in enumerate(sentences) if s]
         data = TaggedSet.build(Sentences(Path("<input>"), [list(sentences[i]) for i in kept], None, []),
                                self.vocab, self.recipe.tagging.scheme)
-        ids, _, _ = predict(self.model, data, batch_size or self.recipe.decoding.batch_size, self.device,
+        ids, _, _ = predict(self.model, data, batch_size or self.recipe.decoding.sentences_per_batch(), self.device,
                             self.precision, progress)
         out: list[list[str]] = [[] for _ in sentences]
         for i, row in zip(kept, ids):

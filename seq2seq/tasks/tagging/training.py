@@ -55,7 +55,7 @@ class TaggingTrainer(TaskTrainer):
     def validate(self) -> dict:
         """{"valid_loss" (per token), "valid_ppl", "precision", "recall", "f1", "token_accuracy"}."""
         valid, scheme = self.valid, self.recipe.tagging.scheme
-        ids, loss, tokens = predict(self.model, valid, self.recipe.decoding.batch_size, self.device,
+        ids, loss, tokens = predict(self.model, valid, self.recipe.decoding.sentences_per_batch(), self.device,
                                     self.precision)
         predicted = [convert([valid.vocab.tags[i] for i in s], scheme, "iob2") for s in ids]
         gold = [convert(t, scheme, "iob2") for t in valid.tags]
