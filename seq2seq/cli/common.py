@@ -11,6 +11,7 @@ import traceback
 from pathlib import Path
 
 from seq2seq.checkpoint import BEST
+from seq2seq.config import DecodingConfig
 from seq2seq.errors import UserError, one_line
 
 
@@ -105,8 +106,18 @@ def add_labelling_options(p, unit: str) -> None:
     """--output, --batch-size (of `unit`: texts, sentences) and the model options, for the commands
     that label their input lines with a model (seq2seq-classify, seq2seq-tag)."""
     p.add_argument("--output", help="file to write (default stdout)")
-    p.add_argument("--batch-size", type=int, help=f"{unit} per batch (default: the recipe's decoding.batch_size; 0 there: 64)")
+    add_batch_size_option(p, unit, search=False)
     add_model_options(p)
+
+
+def add_batch_size_option(p, unit: str, search: bool = True) -> None:
+    """--batch-size: `unit` (sentences, documents, texts) per batch; its help says what the recipe's
+    decoding.batch_size 0 means (DecodingConfig.sentences_per_batch), for searches or the others."""
+    auto = DecodingConfig()
+    said = (f"{auto.sentences_per_batch(greedy=True)} greedy, {auto.sentences_per_batch()} beam" if search
+            else f"{auto.sentences_per_batch()}")
+    p.add_argument("--batch-size", type=int,
+                   help=f"{unit} per batch (default: the recipe's decoding.batch_size; 0 there: {said})")
 
 
 SEARCH_SIZES = ("min_length", "max_length", "no_repeat_ngram_size")  # the search options that count pieces

@@ -9,7 +9,7 @@ accuracy. Several translation or summarisation MODEL_DIRs are scored as one ense
 
 from __future__ import annotations
 
-from seq2seq.cli.common import ArgumentParser, add_model_options, add_search_options, run
+from seq2seq.cli.common import ArgumentParser, add_batch_size_option, add_model_options, add_search_options, run
 from seq2seq.errors import UserError
 from seq2seq.tasks.summarization.metric import MULTI_REFERENCE
 
@@ -30,7 +30,7 @@ def parser() -> ArgumentParser:
                         "reference (best, the default; rouge-score's score_multi) or the mean over them (mean). "
                         "sacreBLEU's BLEU and chrF take all references at once")
     p.add_argument("--beam-size", type=int, help="1 for greedy; default from the recipe")
-    p.add_argument("--batch-size", type=int, help="sentences per batch (default: the recipe's decoding.batch_size; 0 there: 320 greedy, 64 beam)")
+    add_batch_size_option(p, "sentences")
     add_search_options(p)
     p.add_argument("--output", help="also write the translations here")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from seq2seq.cli.common import (ArgumentParser, add_model_options, add_sampling_options,
+from seq2seq.cli.common import (ArgumentParser, add_batch_size_option, add_model_options, add_sampling_options,
                                 add_search_options, check_search_options, check_sizes,
                                 decoding_choice, read_input, run, write_output)
 from seq2seq.cli.streaming import (add_buffer_option, batches, buffer_size, file_lines, stdin_lines,
@@ -31,7 +31,7 @@ def parser() -> ArgumentParser:
     p.add_argument("--output", help="file to write (default stdout)")
     p.add_argument("--beam-size", type=int, help="1 for greedy; default from the recipe")
     add_search_options(p)
-    p.add_argument("--batch-size", type=int, help="documents per batch (default: the recipe's decoding.batch_size; 0 there: 320 greedy, 64 beam)")
+    add_batch_size_option(p, "documents")
     add_buffer_option(p)
     add_sampling_options(p)
     add_model_options(p)

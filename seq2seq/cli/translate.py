@@ -27,7 +27,7 @@ first one's recipe gives the decoding settings.
 
 from __future__ import annotations
 
-from seq2seq.cli.common import (ArgumentParser, add_model_options, add_sampling_options,
+from seq2seq.cli.common import (ArgumentParser, add_batch_size_option, add_model_options, add_sampling_options,
                                 add_search_options, check_search_options, check_sizes,
                                 decoding_choice, read_input, run, with_search_options, write_output)
 from seq2seq.cli.streaming import (add_buffer_option, batches, buffer_size, file_lines, stdin_lines,
@@ -47,7 +47,7 @@ def parser() -> ArgumentParser:
                    help="write the N best outputs per line as 'INDEX ||| hypothesis ||| score' "
                         "(at most the beam size; with --sampling, N samples); default: the "
                         "recipe's decoding.nbest")
-    p.add_argument("--batch-size", type=int, help="sentences per batch (default: the recipe's decoding.batch_size; 0 there: 320 greedy, 64 beam)")
+    add_batch_size_option(p, "sentences")
     add_search_options(p)
     p.add_argument("--input", help="file with one sentence per line (default stdin)")
     p.add_argument("--output", help="file to write (default stdout)")
